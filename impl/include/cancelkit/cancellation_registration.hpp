@@ -1,0 +1,109 @@
+// cancelkit/cancellation_registration.hpp — the move-only handle that register_callback returns.
+//
+// The registration owns the type-erased callback and a reference to the source's state.
+// `unregister()` removes the callback if it has not started (S8) and never waits; `dispose()`
+// (also run by the destructor) additionally waits for a callback running on another thread, but
+// never for itself (S9). Both may be called concurrently on the same object from several threads
+// (S11); moving or destroying it concurrently with other calls is not allowed.
+#pragma once
+
+#include <cancelkit/cancellation_token.hpp>
+#include <cancelkit/detail/callback_storage.hpp>
+
+#include <type_traits>
+#include <utility>
+
+namespace cancelkit {
+
+class cancellation_registration {
+ public:
+  // An empty registration: unregister() returns false, token() is none.
+  cancellation_registration() noexcept = default;
+
+  cancellation_registration(cancellation_registration&& other) noexcept
+      : s_(std::exchange(other.s_, nullptr)), n_(std::exchange(other.n_, nullptr)) {}
+
+  // Disposes the registration held before, then takes over `other`'s.
+  cancellation_registration& operator=(cancellation_registration&& other) noexcept {
+    if (this != &other) {
+      reset();
+      s_ = std::exchange(other.s_, nullptr);
+      n_ = std::exchange(other.n_, nullptr);
+    }
+    return *this;
+  }
+
+  cancellation_registration(const cancellation_registration&) = delete;
+  cancellation_registration& operator=(const cancellation_registration&) = delete;
+
+  ~cancellation_registration() { reset(); }
+
+  // True iff this call removed the callback before it started; it will then never run (S8).
+  bool unregister() noexcept { return n_ != nullptr && s_->unregister(n_); }
+
+  // unregister(), then wait until the callback is no longer running on another thread (S9).
+  void dispose() noexcept {
+    if (n_ != nullptr) s_->dispose(n_, /*raii=*/false, /*defer_release=*/false);
+  }
+
+  // The token the callback was registered with, also when it ran inline or was never stored;
+  // none for an empty registration.
+  cancellation_token token() const noexcept { return cancellation_token(s_); }
+
+ private:
+  friend class cancellation_token;
+
+  // Adopts one reference on `s` (may be null) and the node `n` (may be null).
+  cancellation_registration(detail::state* s, detail::owned_callback_node* n) noexcept
+      : s_(s), n_(n) {}
+
+  void reset() noexcept {
+    if (n_ != nullptr &&
+        s_->dispose(n_, false, /*defer_release=*/true) == detail::state::dispose_result::done) {
+      n_->release(n_);
+    }
+    n_ = nullptr;
+    if (s_ != nullptr) detail::state::release(std::exchange(s_, nullptr));
+  }
+
+  detail::state* s_ = nullptr;
+  detail::owned_callback_node* n_ = nullptr;
+};
+
+template <std::invocable F>
+cancellation_registration cancellation_token::register_callback(F&& callback) const {
+  detail::require_callable(callback);  // S25: checked first, on any token
+  if (s_ == nullptr) return {};        // S7: the none token stores nothing
+  if (s_->is_requested()) {            // S6: run inline; S14: exceptions propagate
+    std::invoke(std::forward<F>(callback));
+    s_->add_ref();
+    return cancellation_registration(s_, nullptr);
+  }
+  if (!s_->can_be_canceled()) {  // S7
+    s_->add_ref();
+    return cancellation_registration(s_, nullptr);
+  }
+  using node_t = detail::owned_callback<std::decay_t<F>>;
+  node_t* node = node_t::create(std::forward<F>(callback));  // may throw: nothing changed yet
+  switch (s_->link(node, /*raii=*/false)) {
+    case detail::link_result::linked:
+      s_->add_ref();
+      return cancellation_registration(s_, node);
+    case detail::link_result::already_requested:  // lost the race with cancel(): S6
+      try {
+        node_t::run(node);
+      } catch (...) {
+        node_t::destroy(node);
+        throw;
+      }
+      node_t::destroy(node);
+      break;
+    case detail::link_result::cannot_cancel:  // S7
+      node_t::destroy(node);
+      break;
+  }
+  s_->add_ref();
+  return cancellation_registration(s_, nullptr);
+}
+
+}  // namespace cancelkit

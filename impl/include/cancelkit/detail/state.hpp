@@ -1,0 +1,684 @@
+// cancelkit/detail/state.hpp — THE concurrent core, written once.
+//
+// One `state` object is shared by every handle of one cancellation source: source handles,
+// tokens, registrations, cancellation_callbacks, linked children and the source's timer. This
+// file owns the state word, the intrusive LIFO callback list, dispatch, dispose-waiting,
+// reference counting, the "can still be cancelled" count and linked propagation. The public
+// handles, the timers and std interop are thin layers over the functions here. The model checker
+// (stress/model_check) compiles this same file against Relacy through `detail/sync.hpp`.
+//
+// ---------------------------------------------------------------------------------------------
+// Shared-state invariants (cited in the code as [I1]..[I12])
+//
+// [I1]  `word` holds four flags: LOCKED, REQUESTED, ORPHANED, WAITERS. While LOCKED is set, only
+//       the lock holder changes `word`; so unlocking is a plain release store of the holder's
+//       copy, with any flag changes folded in (no second read-modify-write).
+// [I2]  REQUESTED is set at most once and never cleared. ORPHANED likewise. They are never both
+//       set: each is set only under the lock, and only if neither is set yet. (try_reset succeeds
+//       only while neither is set, and clears neither.)
+// [I3]  The fields marked "guarded" below are read and written only under the lock.
+// [I4]  A callback node is linked in `head`'s list iff its `prev_next` is non-null. Nodes are
+//       pushed at the front and popped from the front (LIFO, S5). Linking happens only while
+//       neither REQUESTED nor ORPHANED is set (S6, S7).
+// [I5]  `reason` and `dispatcher` are written by the thread that sets REQUESTED, before the
+//       release store that publishes REQUESTED, and never written again; anyone who observes
+//       REQUESTED with acquire may read them without the lock (S3, S16).
+// [I6]  `running` is the node whose callback the dispatcher is executing, or null. A node that
+//       is `running` is not linked. Only the dispatcher sets it, under the lock.
+// [I7]  `refs` counts handles that keep the memory alive: source handles, tokens, registrations,
+//       temporary references of dispatchers, timers and propagation, each child's link to a parent,
+//       plus ONE collective reference for all cancellation_callbacks (`raii_holds_ref`), taken by
+//       the first cancellation_callback and kept across later ones so that registering a
+//       cancellation_callback touches no reference count in the steady state.
+// [I8]  `refs` drops to 0 or 1 only under the lock (the lock-free decrement path refuses to go
+//       below 2). Hence under the lock, a non-zero `refs` cannot reach zero, and `refs == 1` with
+//       `raii_holds_ref` means "only the collective reference is left".
+// [I9]  `raii_count` (guarded) counts constructed cancellation_callbacks of this state that
+//       were stored (not run inline, not refused); while it is non-zero, `raii_holds_ref` is true.
+// [I10] `cancellers` counts what can still request cancellation: source handles, the armed timer,
+//       live linked parents, a std::stop_token parent. It reaches 0 at most once (nothing can add
+//       a canceller without already being one); the thread that takes it to 0 orphans the state.
+// [I11] A child appears in a parent's `children` list from link time until the child's memory is
+//       about to be freed; it is unlinked under the parent's lock. Hence, under a parent's lock,
+//       every child in its list is valid memory (though it may be dying: refs == 0).
+// [I12] Lock order: a parent's lock may be held while taking a child's lock, never the reverse,
+//       and no thread holds more than two state locks. Parents are created before their children
+//       and links never change, so the parent->child relation is acyclic and this order cannot
+//       deadlock. The timer service's mutex is taken before any state lock, never after.
+// [I13] `work_next` belongs to the one thread that has put the state on a work list: the thread
+//       that set REQUESTED (cancel propagation), that set ORPHANED (orphan propagation) or that
+//       took `refs` to 0 (destruction). By [I2] and [I8] these are distinct moments in the state's
+//       life, so the field is never used by two threads at once.
+// ---------------------------------------------------------------------------------------------
+#pragma once
+
+#include <cancelkit/detail/sync.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <new>
+#include <utility>
+#include <vector>
+
+namespace cancelkit {
+class timer_service;
+}
+
+namespace cancelkit::detail {
+inline namespace CANCELKIT_CORE_NS {
+
+class state;
+
+// A registered callback, intrusive: it lives inside a cancellation_callback or a heap block
+// owned by a cancellation_registration. Guarded by its state's lock while linked [I4].
+struct callback_node {
+  callback_node* next = nullptr;
+  callback_node** prev_next = nullptr;  // null <=> not linked [I4]
+  void (*invoke)(callback_node*) = nullptr;
+};
+
+// A node owned by a type-erased cancellation_registration; `release` destroys the callable and
+// frees the block. The dispatcher calls it when the registration was destroyed from inside its
+// own running callback (the block must outlive that call).
+struct owned_callback_node : callback_node {
+  void (*release)(owned_callback_node*) noexcept = nullptr;
+};
+
+// Edge parent -> child of a linked source. Owned by the child; linked in the parent's
+// `children` list under the parent's lock [I11].
+struct parent_link {
+  state* parent = nullptr;
+  state* child = nullptr;
+  parent_link* next = nullptr;
+  parent_link** prev_next = nullptr;
+};
+
+// Per-state services that live outside the core (timer bookkeeping, std::stop_source bridge, a
+// std::stop_token parent). Installed at most once; destroyed with the state.
+class state_extension {
+ public:
+  virtual ~state_extension() = default;
+  // Called once, by the thread that requested cancellation, after REQUESTED is published and
+  // before any callback runs. Must not throw.
+  virtual void on_requested() noexcept = 0;
+  // Called once when the state can no longer be cancelled (S23).
+  virtual void on_orphaned() noexcept = 0;
+};
+
+// What a cancellation request produced. Callback exceptions are reported, never thrown, by the
+// core; the public layer decides how to surface them (S12, S13, S15).
+struct dispatch_outcome {
+  bool requested = false;             // this call set REQUESTED on the root (S2)
+  std::exception_ptr first_error;     // first exception any callback threw
+  std::vector<std::exception_ptr> errors;  // all of them, in the order the callbacks ran
+};
+
+enum class link_result { linked, already_requested, cannot_cancel };
+enum class wait_result { requested, cannot_cancel, timed_out };
+
+class state {
+ public:
+  static constexpr std::uint32_t LOCKED = 1u << 0;
+  static constexpr std::uint32_t REQUESTED = 1u << 1;
+  static constexpr std::uint32_t ORPHANED = 1u << 2;
+  static constexpr std::uint32_t WAITERS = 1u << 3;
+
+  // A new state has one reference and one canceller: the creating source handle.
+  explicit state(cancelkit::timer_service* timers = nullptr) noexcept : timers_(timers) {}
+  state(const state&) = delete;
+  state& operator=(const state&) = delete;
+
+  // ---- observation (lock-free) -------------------------------------------------------------
+
+  bool is_requested() const noexcept {
+    // acquire: pairs with the release store that published REQUESTED, so everything before the
+    // successful cancel() happens-before the caller's next step (S3) and `reason_` is readable [I5].
+    return (word_.load(sync::acquire) & REQUESTED) != 0;
+  }
+
+  bool can_be_canceled() const noexcept {
+    // acquire: a true answer must let the caller see the state as of the orphaning; cheap anyway.
+    return (word_.load(sync::acquire) & ORPHANED) == 0;
+  }
+
+  // Only meaningful once is_requested() returned true [I5].
+  const std::exception_ptr& reason() const noexcept { return reason_; }
+
+  cancelkit::timer_service* timers() const noexcept { return timers_; }
+
+  // ---- reference counting [I7] [I8] ---------------------------------------------------------
+
+  void add_ref() noexcept {
+    // relaxed: the caller already holds a reference, so the count cannot be zero and nothing is
+    // published by the increment itself (the usual shared_ptr argument).
+    refs_.fetch_add(1, sync::relaxed);
+  }
+
+  // Takes a reference unless the state is already dying. Used by timers and std parents, which
+  // hold no reference of their own.
+  bool try_add_ref() noexcept {
+    // relaxed: success only proves the memory stays alive; all state that the caller then reads
+    // is read under the lock or through acquire loads.
+    std::size_t r = refs_.load(sync::relaxed);
+    while (r != 0) {
+      if (refs_.compare_exchange_weak(r, r + 1, sync::relaxed, sync::relaxed)) return true;
+    }
+    return false;
+  }
+
+  // Drops one reference; frees the state (and, iteratively, parents it kept alive) at zero.
+  static void release(state* s) noexcept {
+    if (s->drop_ref()) destroy_chain(s);
+  }
+
+  // ---- cancellers [I10] ---------------------------------------------------------------------
+
+  void add_canceller() noexcept {
+    // relaxed: only something that is already a canceller adds one [I10], so the count is not
+    // zero and the increment publishes nothing.
+    cancellers_.fetch_add(1, sync::relaxed);
+  }
+
+  // The caller holds a reference.
+  void release_canceller() noexcept {
+    // acq_rel: the thread that reaches zero orphans the state and must see what the other
+    // cancellers did before they let go (release), and orders its own orphaning after (acquire).
+    if (cancellers_.fetch_sub(1, sync::acq_rel) == 1) orphan_chain(this);
+  }
+
+  // ---- registration (S5–S8, S10) ------------------------------------------------------------
+
+  // Links `n` at the front unless the source is cancelled or cannot be cancelled. `raii` marks a
+  // cancellation_callback, counted in raii_count_ instead of refs_ [I9].
+  link_result link(callback_node* n, bool raii) noexcept {
+    std::uint32_t w = lock();
+    if (w & REQUESTED) {  // S6: the caller runs it inline
+      unlock(w);
+      return link_result::already_requested;
+    }
+    if (w & ORPHANED) {  // S7: stores nothing
+      unlock(w);
+      return link_result::cannot_cancel;
+    }
+    push_front(n);
+    if (raii) {
+      if (!raii_holds_ref_) {
+        // relaxed: the registering caller holds a token, so refs_ > 0 [I7].
+        refs_.fetch_add(1, sync::relaxed);
+        raii_holds_ref_ = true;
+      }
+      ++raii_count_;
+    }
+    unlock(w);
+    return link_result::linked;
+  }
+
+  // S8: true iff this call removed the callback before it started. Never blocks (beyond the
+  // short list lock).
+  bool unregister(callback_node* n) noexcept {
+    std::uint32_t w = lock();
+    const bool removed = n->prev_next != nullptr;  // [I4]
+    if (removed) unlink(n);
+    unlock(w);
+    return removed;
+  }
+
+  enum class dispose_result { done, deferred_release };
+
+  // S9/S11: unregister, then wait while the callback runs on another thread. From inside the
+  // callback itself it returns at once; with `defer_release` set, the dispatcher then frees the
+  // (owned) node after the callback returns, and the result says so. For a cancellation_callback
+  // (`raii`), also drops it from raii_count_ [I9] — only after any wait, so the state stays alive.
+  dispose_result dispose(callback_node* n, bool raii, bool defer_release) noexcept {
+    std::uint32_t w = lock();
+    if (n->prev_next != nullptr) {
+      unlink(n);
+    } else if (running_ == n) {  // [I6]
+      if (dispatcher_ == sync::current_thread()) {
+        // S9/S10: disposing from inside its own callback — waiting would deadlock. [I5] makes
+        // `dispatcher_` stable once REQUESTED is set, which `running_ != null` implies.
+        dispose_result r = dispose_result::done;
+        if (defer_release) {
+          release_after_run_ = static_cast<owned_callback_node*>(n);
+          r = dispose_result::deferred_release;
+        }
+        // Cannot free the state: the dispatcher holds a reference of its own.
+        if (raii) static_cast<void>(raii_leave(w));
+        unlock(w);
+        return r;
+      }
+      // Another thread runs it: wait for the dispatcher to report its completion.
+      dispose_waiting_ = true;
+      // relaxed: read under the lock; the dispatcher bumps it only under the lock.
+      const std::uint32_t seen = completions_.load(sync::relaxed);
+      unlock(w);
+      wait_for_completion(seen);
+      if (!raii) return dispose_result::done;
+      w = lock();
+    }
+    bool dead = false;
+    if (raii) dead = raii_leave(w);
+    unlock(w);
+    if (dead) destroy_chain(this);
+    return dispose_result::done;
+  }
+
+  // ---- cancellation (S1, S2, S5, S12, S13, S16, S19, S20) ------------------------------------
+
+  // Requests cancellation of `root` with `reason`, runs every callback of it and of every source
+  // linked below it, on this thread, without recursion (S20). The caller holds a reference.
+  static dispatch_outcome request(state* root, const std::exception_ptr& reason,
+                                  bool throw_on_first) noexcept {
+    dispatch_outcome out;
+    if (root->is_requested()) return out;  // S2: later callers return at once
+    if (!root->claim(reason)) return out;
+    out.requested = true;
+    root->add_ref();  // the work list owns one reference per entry
+    state* work = root;
+    while (work != nullptr) {
+      state* s = work;
+      work = s->work_next_;  // [I13]
+      s->work_next_ = nullptr;
+      s->announce();
+      if (!(throw_on_first && out.first_error)) s->run_callbacks(out, throw_on_first);
+      s->claim_children(work);
+      release(s);
+    }
+    return out;
+  }
+
+  // ---- reset (S18) --------------------------------------------------------------------------
+
+  // Removes every registration if cancellation was not requested. The timer part of S18 is the
+  // caller's (it holds the timer service's mutex around this call [I12]).
+  bool reset_registrations() noexcept {
+    std::uint32_t w = lock();
+    if (w & (REQUESTED | ORPHANED)) {
+      unlock(w);
+      return false;
+    }
+    drop_all_callbacks();
+    unlock(w);
+    return true;
+  }
+
+  // ---- linked sources (S19, S21) ------------------------------------------------------------
+
+  // Attaches this fresh state below `parents` (distinct, non-null). `links` has room for all of
+  // them and is owned by this state from now on. Returns the first cancelled parent, if any: the
+  // caller then requests cancellation of this state with that parent's reason (S19).
+  state* attach_to_parents(parent_link* links, state* const* parents, std::size_t count) noexcept {
+    links_ = links;
+    for (std::size_t i = 0; i < count; ++i) {
+      state* p = parents[i];
+      std::uint32_t w = p->lock();
+      if (w & REQUESTED) {
+        p->unlock(w);
+        return p;  // born cancelled; later parents need not be linked
+      }
+      parent_link& l = links[i];
+      l.parent = p;
+      l.child = this;
+      p->add_ref();  // the link keeps the parent's memory alive [I7]
+      if (!(w & ORPHANED)) add_canceller();  // a parent that can be cancelled is a canceller [I10]
+      l.next = p->children_;
+      l.prev_next = &p->children_;
+      if (l.next) l.next->prev_next = &l.next;
+      p->children_ = &l;
+      ++link_count_;
+      p->unlock(w);
+    }
+    return nullptr;
+  }
+
+  // ---- blocking waits (S23 and the wait API) -------------------------------------------------
+
+  // Blocks until cancellation is requested, the state can no longer be cancelled, or `timeout`
+  // (if non-negative) elapsed. A negative timeout means "no timeout".
+  wait_result wait(std::chrono::nanoseconds timeout) noexcept {
+    const bool timed = timeout >= std::chrono::nanoseconds::zero();
+    for (;;) {
+      std::uint32_t w = word_.load(sync::acquire);  // acquire: S3 for a waiter that returns now
+      if (w & REQUESTED) return wait_result::requested;
+      if (w & ORPHANED) return wait_result::cannot_cancel;
+      if (timed && timeout <= std::chrono::nanoseconds::zero()) return wait_result::timed_out;
+      w = lock();
+      if (w & (REQUESTED | ORPHANED)) {
+        unlock(w);
+        continue;
+      }
+      // relaxed: read under the lock; whoever sets REQUESTED or ORPHANED bumps it afterwards
+      // under the lock, so `seen` is stale by then and the futex wait cannot sleep through it.
+      const std::uint32_t seen = events_.load(sync::relaxed);
+      unlock(w | WAITERS);
+      if (!timed) {
+        sync::wait_on(events_, seen);
+      } else if (!sync::wait_on_for(events_, seen, timeout)) {
+        timeout = std::chrono::nanoseconds::zero();  // one last look, then time out
+      }
+    }
+  }
+
+  // ---- extension ----------------------------------------------------------------------------
+
+  state_extension* extension() const noexcept {
+    // acquire: pairs with the release in install_extension, so the extension is constructed.
+    return ext_.load(sync::acquire);
+  }
+
+  // Installs `e` unless one is already there; returns the installed one (the caller deletes `e`
+  // when it lost).
+  state_extension* install_extension(state_extension* e) noexcept {
+    state_extension* expected = nullptr;
+    // acq_rel: release publishes `e`'s construction; acquire (also on failure) lets the loser
+    // use the winner's extension.
+    if (ext_.compare_exchange_strong(expected, e, sync::acq_rel, sync::acquire)) return e;
+    return expected;
+  }
+
+ private:
+  ~state() { delete ext_.load(sync::relaxed); }  // relaxed: sole owner at destruction [I8]
+
+  // ---- the lock [I1] ------------------------------------------------------------------------
+
+  // Returns the word as it is now, LOCKED included.
+  std::uint32_t lock() noexcept {
+    std::uint32_t w = word_.load(sync::relaxed);
+    for (unsigned spins = 0;; ++spins) {
+      if (!(w & LOCKED)) {
+        // acquire: the critical section sees everything the previous holder did before its
+        // release store in unlock(). relaxed on failure: we retry.
+        if (word_.compare_exchange_weak(w, w | LOCKED, sync::acquire, sync::relaxed))
+          return w | LOCKED;
+        continue;
+      }
+      backoff(spins);
+      w = word_.load(sync::relaxed);
+    }
+  }
+
+  // `w` is the holder's copy of the word (with any flag changes); stores it without LOCKED.
+  void unlock(std::uint32_t w) noexcept {
+    // release: publishes the critical section (and, with REQUESTED, [I5]) to the next acquirer
+    // and to acquire loads in is_requested(). A plain store is enough by [I1].
+    word_.store(w & ~LOCKED, sync::release);
+  }
+
+  static void backoff(unsigned spins) noexcept {
+    if (spins < 64) {
+      sync::spin_pause();
+    } else {
+#if defined(CANCELKIT_SYNC_RELACY)
+      sync::spin_pause();
+#else
+      std::this_thread::yield();
+#endif
+    }
+  }
+
+  // ---- list helpers (under the lock [I3] [I4]) -----------------------------------------------
+
+  void push_front(callback_node* n) noexcept {
+    n->next = head_;
+    n->prev_next = &head_;
+    if (head_) head_->prev_next = &n->next;
+    head_ = n;
+  }
+
+  static void unlink(callback_node* n) noexcept {
+    *n->prev_next = n->next;
+    if (n->next) n->next->prev_next = n->prev_next;
+    n->next = nullptr;
+    n->prev_next = nullptr;
+  }
+
+  // S18/S23: every registration is dropped; their unregister() returns false from now on [I4].
+  void drop_all_callbacks() noexcept {
+    while (head_) unlink(head_);
+  }
+
+  // ---- reference counting internals [I7] [I8] ------------------------------------------------
+
+  // Returns true when the caller must destroy the state.
+  bool drop_ref() noexcept {
+    std::size_t r = refs_.load(sync::relaxed);
+    while (r > 2) {
+      // release: this owner's uses of the state happen-before its destruction by whoever
+      // takes the count to zero (that thread's acq_rel decrement continues the release sequence).
+      if (refs_.compare_exchange_weak(r, r - 1, sync::release, sync::relaxed)) return false;
+    }
+    // Going to 1 or 0: only under the lock [I8], where the collective reference is decided.
+    std::uint32_t w = lock();
+    // acq_rel: release as above; acquire so that a destroying thread sees every other owner's
+    // last uses before it frees the memory.
+    bool dead = refs_.fetch_sub(1, sync::acq_rel) == 1;
+    if (!dead && raii_holds_ref_ && raii_count_ == 0) {
+      raii_holds_ref_ = false;
+      // acq_rel: as above. Dropping the collective reference is always allowed while no
+      // cancellation_callback is stored [I9].
+      dead = refs_.fetch_sub(1, sync::acq_rel) == 1;
+    }
+    unlock(w);
+    return dead;
+  }
+
+  // A cancellation_callback leaves (under the lock). Returns true if the state must be destroyed
+  // after unlocking: nothing but the collective reference was left [I8].
+  bool raii_leave(std::uint32_t /*locked*/) noexcept {
+    if (--raii_count_ != 0 || !raii_holds_ref_) return false;
+    // relaxed: by [I8] a reading of 1 under the lock means only the collective reference is left;
+    // a racing try_add_ref is caught by the fetch_sub result below.
+    if (refs_.load(sync::relaxed) != 1) return false;
+    raii_holds_ref_ = false;
+    // acq_rel: see drop_ref.
+    return refs_.fetch_sub(1, sync::acq_rel) == 1;
+  }
+
+  // Frees `s` and, without recursion, every parent whose last reference was the freed child's
+  // link (S20: a 100 000-deep chain freed from its leaf must not overflow the stack).
+  static void destroy_chain(state* s) noexcept {
+    while (s != nullptr) {
+      state* next_dead = s->work_next_;  // [I13]: we took refs to 0, the field is ours
+      for (std::size_t i = 0; i < s->link_count_; ++i) {
+        parent_link& l = s->links_[i];
+        state* p = l.parent;
+        std::uint32_t w = p->lock();  // [I11]: unlink before the memory goes
+        *l.prev_next = l.next;
+        if (l.next) l.next->prev_next = l.prev_next;
+        p->unlock(w);
+        if (p->drop_ref()) {
+          p->work_next_ = next_dead;
+          next_dead = p;
+        }
+      }
+      delete[] s->links_;
+      delete s;
+      s = next_dead;
+    }
+  }
+
+  // ---- cancellation internals ------------------------------------------------------------------
+
+  // Sets REQUESTED with `reason` if neither REQUESTED nor ORPHANED is set [I2] [I5].
+  bool claim(const std::exception_ptr& reason) noexcept {
+    std::uint32_t w = lock();
+    if (w & (REQUESTED | ORPHANED)) {
+      unlock(w);
+      return false;
+    }
+    publish_request(w, reason);
+    return true;
+  }
+
+  // Under the lock: record [I5] fields, bump the waiters' futex word, and publish REQUESTED.
+  void publish_request(std::uint32_t w, const std::exception_ptr& reason) noexcept {
+    reason_ = reason;
+    dispatcher_ = sync::current_thread();
+    // relaxed: the futex word only says "look again"; waiters re-read the state under the lock.
+    events_.fetch_add(1, sync::relaxed);
+    unlock(w | REQUESTED);
+  }
+
+  // Wakes blocked waiters and tells the extension (timer, std bridge). Called by the dispatcher.
+  void announce() noexcept {
+    // relaxed: WAITERS is only a hint to skip the syscall; it was set before REQUESTED (under the
+    // lock) or never, and REQUESTED is set, so no waiter can start sleeping from now on.
+    if (word_.load(sync::relaxed) & WAITERS) sync::wake_all(events_);
+    if (state_extension* e = extension()) e->on_requested();
+  }
+
+  // S5: pop and run callbacks, latest first, until the list is empty. S12/S13: exceptions are
+  // collected; with throw_on_first the first one stops the loop and the rest stay linked.
+  void run_callbacks(dispatch_outcome& out, bool throw_on_first) noexcept {
+    std::uint32_t w = lock();
+    while (callback_node* n = head_) {
+      unlink(n);
+      running_ = n;  // [I6]
+      unlock(w);
+      bool threw = false;
+      try {
+        n->invoke(n);  // after this, `n` may be gone (a cancellation_callback destroyed in it)
+      } catch (...) {
+        threw = true;
+        record_error(out, std::current_exception());
+      }
+      w = lock();
+      running_ = nullptr;
+      owned_callback_node* release_now = release_after_run_;
+      release_after_run_ = nullptr;
+      const bool notify = dispose_waiting_;
+      if (notify) {
+        dispose_waiting_ = false;
+        // release: the callback's effects happen-before the disposer's return (S9); the
+        // disposer reads this with acquire.
+        completions_.fetch_add(1, sync::release);
+      }
+      if (notify || release_now) {
+        unlock(w);
+        if (notify) sync::wake_all(completions_);
+        if (release_now) release_now->release(release_now);
+        w = lock();
+      }
+      if (threw && throw_on_first) break;  // S13: the rest never run; unregister() gets true
+    }
+    unlock(w);
+  }
+
+  static void record_error(dispatch_outcome& out, std::exception_ptr e) noexcept {
+    if (!out.first_error) out.first_error = e;
+    try {
+      out.errors.push_back(std::move(e));
+    } catch (...) {
+      // Out of memory while collecting: the first exception is kept in first_error, and the
+      // public layer reports at least that one.
+    }
+  }
+
+  // S19/S20: claims every live child not yet cancelled and pushes it on `work` with a reference.
+  void claim_children(state*& work) noexcept {
+    std::uint32_t w = lock();
+    for (parent_link* l = children_; l != nullptr; l = l->next) {
+      state* c = l->child;  // valid memory [I11]
+      std::uint32_t cw = c->lock();  // parent -> child lock order [I12]
+      // relaxed: under c's lock a non-zero count cannot reach zero [I8]; zero means dying.
+      if ((cw & (REQUESTED | ORPHANED)) || c->refs_.load(sync::relaxed) == 0) {
+        c->unlock(cw);
+        continue;
+      }
+      c->refs_.fetch_add(1, sync::relaxed);  // relaxed: non-zero under its lock [I8]
+      c->work_next_ = work;                  // [I13]: we are about to set REQUESTED
+      work = c;
+      c->publish_request(cw, reason_);  // S16: the parent's reason [I5]
+    }
+    unlock(w);
+  }
+
+  // ---- orphaning (S23) -----------------------------------------------------------------------
+
+  static void orphan_chain(state* first) noexcept {
+    first->add_ref();  // the work list owns one reference per entry
+    state* work = first;
+    while (work != nullptr) {
+      state* s = work;
+      work = s->work_next_;  // [I13]
+      s->work_next_ = nullptr;
+      s->orphan(work);
+      release(s);
+    }
+  }
+
+  void orphan(state*& work) noexcept {
+    std::uint32_t w = lock();
+    if (w & (REQUESTED | ORPHANED)) {  // [I2]: cancelled sources stay cancelled
+      unlock(w);
+      return;
+    }
+    drop_all_callbacks();  // S23: pending callbacks never run
+    // relaxed: see publish_request.
+    events_.fetch_add(1, sync::relaxed);
+    // A child counted this state as a canceller [I10]; losing it may orphan the child too.
+    for (parent_link* l = children_; l != nullptr; l = l->next) {
+      state* c = l->child;  // valid memory [I11]
+      // acq_rel: see release_canceller.
+      if (c->cancellers_.fetch_sub(1, sync::acq_rel) != 1) continue;
+      std::uint32_t cw = c->lock();  // [I12]
+      // relaxed: as in claim_children [I8].
+      if (c->refs_.load(sync::relaxed) != 0) {
+        c->refs_.fetch_add(1, sync::relaxed);
+        c->work_next_ = work;  // [I13]: we took its cancellers to zero
+        work = c;
+      }
+      c->unlock(cw);
+    }
+    unlock(w | ORPHANED);
+    if (w & WAITERS) sync::wake_all(events_);  // S23: waiters throw / return false
+    if (state_extension* e = extension()) e->on_orphaned();
+  }
+
+  // ---- dispose waiting (S9) ------------------------------------------------------------------
+
+  void wait_for_completion(std::uint32_t seen) noexcept {
+    for (unsigned spins = 0;; ++spins) {
+      // acquire: pairs with the dispatcher's release increment after the callback returned.
+      if (completions_.load(sync::acquire) != seen) return;
+      if (spins < 128) {
+        sync::spin_pause();
+      } else {
+        sync::wait_on(completions_, seen);
+      }
+    }
+  }
+
+  // ---- data --------------------------------------------------------------------------------
+
+  sync::atomic<std::uint32_t> word_{0};         // [I1] [I2]
+  sync::atomic<std::uint32_t> events_{0};       // futex: bumped at request and at orphaning
+  sync::atomic<std::uint32_t> completions_{0};  // futex: bumped when a disposer may stop waiting
+  sync::atomic<std::size_t> refs_{1};           // [I7] [I8]
+  sync::atomic<std::size_t> cancellers_{1};     // [I10]
+  sync::atomic<state_extension*> ext_{nullptr};
+
+  // guarded [I3]
+  callback_node* head_ = nullptr;                    // [I4]
+  callback_node* running_ = nullptr;                 // [I6]
+  owned_callback_node* release_after_run_ = nullptr;
+  bool dispose_waiting_ = false;
+  bool raii_holds_ref_ = false;  // [I7] [I9]
+  std::uint32_t raii_count_ = 0;  // [I9]
+  parent_link* children_ = nullptr;  // [I11]
+
+  // written once before REQUESTED is published [I5]
+  std::exception_ptr reason_;
+  sync::thread_id dispatcher_{};
+
+  // immutable after construction / attach_to_parents
+  cancelkit::timer_service* const timers_;
+  parent_link* links_ = nullptr;
+  std::size_t link_count_ = 0;
+
+  state* work_next_ = nullptr;  // [I13]
+};
+
+}  // namespace CANCELKIT_CORE_NS
+}  // namespace cancelkit::detail

@@ -1,0 +1,193 @@
+// cancelkit/detail/sync.hpp — the one seam between the concurrent core and the machine.
+//
+// Every atomic operation, thread identity, spin hint and futex-style wait/notify used by
+// `detail/state.hpp` goes through this header. A normal build maps them onto `std::atomic`,
+// `std::this_thread` and the Linux futex system call. A model-checking build defines
+// `CANCELKIT_SYNC_RELACY` before including any cancelkit header; the same names then map onto
+// Relacy's simulated atomics and scheduler, and the core is compiled into a different inline
+// namespace (`CANCELKIT_CORE_NS`) so the two instantiations never violate the ODR when linked
+// into one program.
+//
+// Memory orders are passed explicitly at every call site in the core; this header never picks
+// one on the caller's behalf.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <thread>
+
+#if defined(CANCELKIT_SYNC_RELACY)
+#include <relacy/relacy.hpp>
+#define CANCELKIT_CORE_NS relacy_core
+#else
+#define CANCELKIT_CORE_NS std_core
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <cerrno>
+#include <ctime>
+#endif
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+#endif
+
+namespace cancelkit::detail {
+inline namespace CANCELKIT_CORE_NS {
+namespace sync {
+
+#if defined(CANCELKIT_SYNC_RELACY)
+
+using memory_order = rl::memory_order;
+inline constexpr memory_order relaxed = rl::mo_relaxed;
+inline constexpr memory_order acquire = rl::mo_acquire;
+inline constexpr memory_order release = rl::mo_release;
+inline constexpr memory_order acq_rel = rl::mo_acq_rel;
+inline constexpr memory_order seq_cst = rl::mo_seq_cst;
+
+// Relacy's atomics need a debug-info argument on every access; this wrapper supplies it so the
+// core's call sites read the same in both builds.
+template <class T>
+class atomic {
+ public:
+  constexpr atomic() noexcept = default;
+  explicit atomic(T v) noexcept : a_(v) {}
+  atomic(const atomic&) = delete;
+  atomic& operator=(const atomic&) = delete;
+
+  T load(memory_order mo) const noexcept { return a_($).load(mo); }
+  void store(T v, memory_order mo) noexcept { a_($).store(v, mo); }
+  T exchange(T v, memory_order mo) noexcept { return a_($).exchange(v, mo); }
+  bool compare_exchange_weak(T& expected, T desired, memory_order success,
+                             memory_order failure) noexcept {
+    return a_($).compare_exchange_weak(expected, desired, success, failure);
+  }
+  bool compare_exchange_strong(T& expected, T desired, memory_order success,
+                               memory_order failure) noexcept {
+    return a_($).compare_exchange_strong(expected, desired, success, failure);
+  }
+  T fetch_add(T v, memory_order mo) noexcept { return a_($).fetch_add(v, mo); }
+  T fetch_sub(T v, memory_order mo) noexcept { return a_($).fetch_sub(v, mo); }
+
+ private:
+  mutable rl::atomic<T> a_;
+};
+
+using thread_id = unsigned;
+inline thread_id current_thread() noexcept { return rl::thread_index(); }
+
+// In the model, a spin iteration must yield so that the scheduler explores the other threads
+// and does not report a livelock.
+inline void spin_pause() noexcept { rl::yield(1, $); }
+
+// Relacy has no futex; waiting degenerates into a yielding re-check, which the scheduler
+// explores exhaustively. The callers re-check their condition after every return.
+inline void wait_on(atomic<std::uint32_t>&, std::uint32_t) noexcept { rl::yield(1, $); }
+inline bool wait_on_for(atomic<std::uint32_t>&, std::uint32_t, std::chrono::nanoseconds) noexcept {
+  rl::yield(1, $);
+  return true;
+}
+inline void wake_all(atomic<std::uint32_t>&) noexcept {}
+
+#else  // std build
+
+using memory_order = std::memory_order;
+inline constexpr memory_order relaxed = std::memory_order_relaxed;
+inline constexpr memory_order acquire = std::memory_order_acquire;
+inline constexpr memory_order release = std::memory_order_release;
+inline constexpr memory_order acq_rel = std::memory_order_acq_rel;
+inline constexpr memory_order seq_cst = std::memory_order_seq_cst;
+
+template <class T>
+class atomic {
+ public:
+  constexpr atomic() noexcept = default;
+  constexpr explicit atomic(T v) noexcept : a_(v) {}
+  atomic(const atomic&) = delete;
+  atomic& operator=(const atomic&) = delete;
+
+  T load(memory_order mo) const noexcept { return a_.load(mo); }
+  void store(T v, memory_order mo) noexcept { a_.store(v, mo); }
+  T exchange(T v, memory_order mo) noexcept { return a_.exchange(v, mo); }
+  bool compare_exchange_weak(T& expected, T desired, memory_order success,
+                             memory_order failure) noexcept {
+    return a_.compare_exchange_weak(expected, desired, success, failure);
+  }
+  bool compare_exchange_strong(T& expected, T desired, memory_order success,
+                               memory_order failure) noexcept {
+    return a_.compare_exchange_strong(expected, desired, success, failure);
+  }
+  T fetch_add(T v, memory_order mo) noexcept { return a_.fetch_add(v, mo); }
+  T fetch_sub(T v, memory_order mo) noexcept { return a_.fetch_sub(v, mo); }
+
+  // For the futex calls below only.
+  std::atomic<T>& native() noexcept { return a_; }
+
+ private:
+  std::atomic<T> a_{};
+};
+
+using thread_id = std::thread::id;
+inline thread_id current_thread() noexcept { return std::this_thread::get_id(); }
+
+inline void spin_pause() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+#if defined(__linux__)
+static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t) &&
+                  std::atomic<std::uint32_t>::is_always_lock_free,
+              "the futex calls need a plain 32-bit atomic word");
+
+inline long futex_call(std::atomic<std::uint32_t>& word, int op, std::uint32_t value,
+                       const timespec* timeout) noexcept {
+  // The kernel reads the word itself; std::atomic<uint32_t> is a plain aligned 32-bit word.
+  return ::syscall(SYS_futex, static_cast<void*>(&word), op, value, timeout, nullptr, 0);
+}
+
+// Sleeps while `word == expected`; may return spuriously. The caller re-checks.
+inline void wait_on(atomic<std::uint32_t>& word, std::uint32_t expected) noexcept {
+  futex_call(word.native(), FUTEX_WAIT_PRIVATE, expected, nullptr);
+}
+
+// As wait_on, for at most `timeout`. Returns false when the timeout elapsed.
+inline bool wait_on_for(atomic<std::uint32_t>& word, std::uint32_t expected,
+                        std::chrono::nanoseconds timeout) noexcept {
+  if (timeout <= std::chrono::nanoseconds::zero()) return false;
+  const auto secs = std::chrono::duration_cast<std::chrono::seconds>(timeout);
+  timespec ts{};
+  ts.tv_sec = static_cast<time_t>(secs.count());
+  ts.tv_nsec = static_cast<long>((timeout - secs).count());
+  const long rc = futex_call(word.native(), FUTEX_WAIT_PRIVATE, expected, &ts);
+  return !(rc == -1 && errno == ETIMEDOUT);
+}
+
+inline void wake_all(atomic<std::uint32_t>& word) noexcept {
+  futex_call(word.native(), FUTEX_WAKE_PRIVATE, static_cast<std::uint32_t>(INT32_MAX), nullptr);
+}
+#else
+// Portable fallback: C++20 atomic wait for the untimed case, short sleeps for the timed one.
+inline void wait_on(atomic<std::uint32_t>& word, std::uint32_t expected) noexcept {
+  word.native().wait(expected, std::memory_order_relaxed);
+}
+inline bool wait_on_for(atomic<std::uint32_t>& word, std::uint32_t expected,
+                        std::chrono::nanoseconds timeout) noexcept {
+  if (timeout <= std::chrono::nanoseconds::zero()) return false;
+  if (word.load(std::memory_order_relaxed) != expected) return true;
+  std::this_thread::sleep_for(std::min(timeout, std::chrono::nanoseconds(std::chrono::milliseconds(1))));
+  return true;
+}
+inline void wake_all(atomic<std::uint32_t>& word) noexcept { word.native().notify_all(); }
+#endif
+
+#endif
+
+}  // namespace sync
+}  // namespace CANCELKIT_CORE_NS
+}  // namespace cancelkit::detail

@@ -1,0 +1,45 @@
+// cancelkit/exceptions.hpp — the exceptions cancelkit throws.
+//
+//  - operation_canceled: thrown by throw_if_cancellation_requested(); carries the token.
+//  - aggregate_exception: thrown by cancel() when callbacks threw (S12); holds their exceptions
+//    in the order the callbacks ran. Copying it is cheap and never throws.
+//  - deadline_exceeded: the reason recorded by a timer-triggered cancellation (S16, S17).
+#pragma once
+
+#include <cancelkit/cancellation_token.hpp>
+
+#include <exception>
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+namespace cancelkit {
+
+class operation_canceled : public std::exception {
+ public:
+  explicit operation_canceled(cancellation_token token) noexcept : token_(std::move(token)) {}
+  const char* what() const noexcept override { return "operation canceled"; }
+  cancellation_token token() const noexcept { return token_; }
+
+ private:
+  cancellation_token token_;
+};
+
+class aggregate_exception : public std::exception {
+ public:
+  // Throws std::bad_alloc if the list cannot be stored.
+  explicit aggregate_exception(std::vector<std::exception_ptr> exceptions)
+      : exceptions_(std::make_shared<const std::vector<std::exception_ptr>>(std::move(exceptions))) {}
+  const char* what() const noexcept override { return "one or more cancellation callbacks threw"; }
+  const std::vector<std::exception_ptr>& exceptions() const noexcept { return *exceptions_; }
+
+ private:
+  std::shared_ptr<const std::vector<std::exception_ptr>> exceptions_;  // shared: noexcept copies
+};
+
+class deadline_exceeded : public std::runtime_error {
+ public:
+  deadline_exceeded() : std::runtime_error("deadline exceeded") {}
+};
+
+}  // namespace cancelkit

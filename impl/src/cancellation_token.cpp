@@ -1,0 +1,35 @@
+// cancellation_token: the members that throw or allocate, and to_stop_token().
+#include <cancelkit/cancellation_token.hpp>
+
+#include <cancelkit/exceptions.hpp>
+
+#include "source_extension.hpp"
+
+#include <stdexcept>
+
+namespace cancelkit {
+
+void cancellation_token::throw_if_cancellation_requested() const {
+  if (is_cancellation_requested()) throw operation_canceled(*this);
+}
+
+void cancellation_token::wait() const {
+  if (s_ == nullptr) throw std::logic_error("cancelkit: wait() on a token that cannot be canceled");
+  if (!wait_without_limit())
+    throw std::logic_error("cancelkit: wait() on a token that can no longer be canceled");
+}
+
+bool cancellation_token::wait_without_limit() const {
+  return s_->wait(std::chrono::nanoseconds(-1)) == detail::wait_result::requested;
+}
+
+std::stop_token cancellation_token::to_stop_token() const {
+  if (s_ == nullptr || !s_->can_be_canceled()) return {};
+  std::stop_source bridge = detail::extension_of(s_).bridge();
+  // Requested already, or between bridge creation and now: on_requested() may have missed the
+  // new bridge, so request it here too (request_stop is idempotent).
+  if (s_->is_requested()) bridge.request_stop();
+  return bridge.get_token();
+}
+
+}  // namespace cancelkit

@@ -253,6 +253,7 @@ class state {
       // relaxed: read under the lock; the dispatcher bumps it only under the lock.
       const std::uint32_t seen = completions_.load(sync::relaxed);
       unlock(w);
+      sync::perturb(sync::site::dispose_before_wait);
       wait_for_completion(seen);
       if (!raii) return dispose_result::done;
       w = lock();
@@ -280,6 +281,7 @@ class state {
       state* s = work;
       work = s->work_next_;  // [I13]
       s->work_next_ = nullptr;
+      sync::perturb(sync::site::after_claim);
       s->announce();
       if (!(throw_on_first && out.first_error)) s->run_callbacks(out, throw_on_first);
       s->claim_children(work);
@@ -384,6 +386,7 @@ class state {
 
   // Returns the word as it is now, LOCKED included.
   std::uint32_t lock() noexcept {
+    sync::perturb(sync::site::before_lock);
     std::uint32_t w = word_.load(sync::relaxed);
     for (unsigned spins = 0;; ++spins) {
       if (!(w & LOCKED)) {
@@ -442,6 +445,7 @@ class state {
 
   // Returns true when the caller must destroy the state.
   bool drop_ref() noexcept {
+    sync::perturb(sync::site::before_release);
     std::size_t r = refs_.load(sync::relaxed);
     while (r > 2) {
       // release: this owner's uses of the state happen-before its destruction by whoever
@@ -536,6 +540,7 @@ class state {
       unlink(n);
       running_ = n;  // [I6]
       unlock(w);
+      sync::perturb(sync::site::before_invoke);
       bool threw = false;
       try {
         n->invoke(n);  // after this, `n` may be gone (a cancellation_callback destroyed in it)
@@ -543,6 +548,7 @@ class state {
         threw = true;
         record_error(out, std::current_exception());
       }
+      sync::perturb(sync::site::after_invoke);
       w = lock();
       running_ = nullptr;
       owned_callback_node* release_now = release_after_run_;
@@ -618,6 +624,7 @@ class state {
     // relaxed: see publish_request.
     events_.fetch_add(1, sync::relaxed);
     // A child counted this state as a canceller [I10]; losing it may orphan the child too.
+    sync::perturb(sync::site::orphan_children);
     for (parent_link* l = children_; l != nullptr; l = l->next) {
       state* c = l->child;  // valid memory [I11]
       // acq_rel: see release_canceller.

@@ -38,6 +38,20 @@ namespace cancelkit::detail {
 inline namespace CANCELKIT_CORE_NS {
 namespace sync {
 
+// Schedule perturbation: the core calls perturb(site) at the steps where races are decided.
+// Normal builds compile it away. A stress build defines CANCELKIT_PERTURBATION for the library
+// and the harness alike and defines `cancelkit::detail::perturbation_point`, which may yield or
+// spin (seeded) to widen race windows.
+enum class site : unsigned {
+  before_lock,           // about to take a state's lock
+  after_claim,           // REQUESTED published, callbacks not yet run
+  before_invoke,         // node unlinked and marked running, callback not yet called
+  after_invoke,          // callback returned, running not yet cleared
+  dispose_before_wait,   // disposer decided to wait for a running callback
+  before_release,        // about to drop a reference
+  orphan_children,       // orphaning, about to walk children
+};
+
 #if defined(CANCELKIT_SYNC_RELACY)
 
 using memory_order = rl::memory_order;
@@ -186,6 +200,17 @@ inline bool wait_on_for(atomic<std::uint32_t>& word, std::uint32_t expected,
 inline void wake_all(atomic<std::uint32_t>& word) noexcept { word.native().notify_all(); }
 #endif
 
+#endif
+
+#if defined(CANCELKIT_PERTURBATION) && !defined(CANCELKIT_SYNC_RELACY)
+}  // namespace sync
+}  // namespace CANCELKIT_CORE_NS
+void perturbation_point(unsigned site) noexcept;  // defined by the stress harness
+inline namespace CANCELKIT_CORE_NS {
+namespace sync {
+inline void perturb(site s) noexcept { ::cancelkit::detail::perturbation_point(static_cast<unsigned>(s)); }
+#else
+inline void perturb(site) noexcept {}
 #endif
 
 }  // namespace sync

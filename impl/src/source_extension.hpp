@@ -10,6 +10,7 @@
 #include <cancelkit/detail/state.hpp>
 #include <cancelkit/timer_service.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <exception>
 #include <mutex>
@@ -51,8 +52,12 @@ class source_extension final : public state_extension {
   // Links the owner below `parent` (which must have stop_possible()). Throws std::bad_alloc.
   void attach_std_parent(const std::stop_token& parent);
 
-  // Timer bookkeeping, guarded by service().mutex (see timer_access).
-  bool armed = false;
+  // Timer bookkeeping, written under service().mutex (see timer_access). `armed` is also read
+  // without the mutex, as a pre-check in disarm/forget: it is only set by arm(), which needs a
+  // source handle, so a state that is being destroyed or was just cancelled can trust a false
+  // reading — and then never touches the service (which may already be gone in tests that
+  // destroy a manual_timer_service before the last token).
+  std::atomic<bool> armed{false};
   bool firing = false;
   timer_service::clock::time_point deadline{};
   std::uint64_t sequence = 0;

@@ -47,7 +47,7 @@ timer_service::clock::time_point timer_service::run_due(clock::time_point now) {
     if (first->first.first > now) return first->first.first;
     source_extension* e = first->second;
     impl_->timers.erase(first);
-    e->armed = false;
+    e->armed.store(false, std::memory_order_relaxed);  // relaxed: see source_extension
     state* s = e->owner();
     if (!s->try_add_ref()) continue;  // being destroyed: nobody can observe it (S17)
     e->firing = true;
@@ -79,10 +79,10 @@ void timer_access::arm(source_extension& e, timer_service::clock::time_point dea
     const timer_service::impl::key k{deadline, t.next_sequence};
     t.timers.emplace(k, &e);  // may throw: nothing changed yet
     ++t.next_sequence;
-    if (e.armed) {
+    if (e.armed.load(std::memory_order_relaxed)) {  // relaxed: written under this mutex
       t.timers.erase({e.deadline, e.sequence});  // S17: replaces the earlier timer
     } else {
-      e.armed = true;
+      e.armed.store(true, std::memory_order_relaxed);
       e.owner()->add_canceller();  // relaxed inside: the caller's source handle is a canceller
     }
     e.deadline = deadline;
@@ -92,12 +92,15 @@ void timer_access::arm(source_extension& e, timer_service::clock::time_point dea
 }
 
 void timer_access::disarm(source_extension& e) noexcept {
+  // relaxed pre-check: a timer armed concurrently with this call is ordered by the caller
+  // (cancel_after vs cancel race: the later timer then finds the source cancelled).
+  if (!e.armed.load(std::memory_order_relaxed)) return;
   bool was_armed = false;
   {
     std::lock_guard<std::mutex> lock(e.service().impl_->mutex);
-    if (e.armed) {
+    if (e.armed.load(std::memory_order_relaxed)) {
       e.service().impl_->timers.erase({e.deadline, e.sequence});
-      e.armed = false;
+      e.armed.store(false, std::memory_order_relaxed);
       was_armed = true;
     }
   }
@@ -110,9 +113,9 @@ bool timer_access::reset(source_extension& e) noexcept {
     std::lock_guard<std::mutex> lock(e.service().impl_->mutex);
     if (e.firing) return false;  // S18: the timer has started firing
     if (!e.owner()->reset_registrations()) return false;  // cancelled (or cannot be)
-    if (e.armed) {
+    if (e.armed.load(std::memory_order_relaxed)) {
       e.service().impl_->timers.erase({e.deadline, e.sequence});
-      e.armed = false;
+      e.armed.store(false, std::memory_order_relaxed);
       was_armed = true;
     }
   }
@@ -121,10 +124,13 @@ bool timer_access::reset(source_extension& e) noexcept {
 }
 
 void timer_access::forget(source_extension& e) noexcept {
+  // relaxed: the owner is being destroyed, so no arm() can run; a timer that fired and let go
+  // of its reference happens-before this destruction (reference drops are release/acquire).
+  if (!e.armed.load(std::memory_order_relaxed)) return;
   std::lock_guard<std::mutex> lock(e.service().impl_->mutex);
-  if (e.armed) {
+  if (e.armed.load(std::memory_order_relaxed)) {
     e.service().impl_->timers.erase({e.deadline, e.sequence});
-    e.armed = false;
+    e.armed.store(false, std::memory_order_relaxed);
   }
 }
 

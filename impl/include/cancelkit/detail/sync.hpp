@@ -19,6 +19,24 @@
 
 #if defined(CANCELKIT_SYNC_RELACY)
 #include <relacy/relacy.hpp>
+// relacy.hpp turns `new`, `delete`, `malloc`..`free` and `memory_order_*` into macros. They
+// break ordinary C++ (`= delete`, `std::memory_order_relaxed`) in the core and in any header
+// included after this one, so they are undone here. Allocation tracking is unaffected: Relacy
+// also replaces the global operator new/delete, which is what it uses to detect leaks and
+// accesses to freed memory (build the model checker with -fno-sized-deallocation so that
+// `delete p` reaches the replaced unsized operator). `assert` stays mapped to RL_ASSERT.
+#undef new
+#undef delete
+#undef malloc
+#undef calloc
+#undef realloc
+#undef free
+#undef memory_order_relaxed
+#undef memory_order_consume
+#undef memory_order_acquire
+#undef memory_order_release
+#undef memory_order_acq_rel
+#undef memory_order_seq_cst
 #define CANCELKIT_CORE_NS relacy_core
 #else
 #define CANCELKIT_CORE_NS std_core

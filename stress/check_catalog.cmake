@@ -1,0 +1,15 @@
+# Fails unless the scenarios cancelkit-stress --list reports are exactly EXPECTED (the ctest
+# entries of stress/CMakeLists.txt), so that a new scenario file cannot miss its CI run.
+execute_process(COMMAND "${RUNNER}" --list OUTPUT_VARIABLE out RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "cancelkit-stress --list failed (${rc})")
+endif()
+string(REGEX MATCHALL "(^|\n)[a-z_]+" names "${out}")
+list(TRANSFORM names STRIP)
+list(SORT names)
+set(expected ${EXPECTED})
+list(SORT expected)
+if(NOT names STREQUAL expected)
+  message(FATAL_ERROR "scenario catalog mismatch:\n  runner: ${names}\n  ctest:  ${expected}")
+endif()
+message(STATUS "catalog: ${names}")

@@ -1,0 +1,87 @@
+// property_tests/linearizability/program.hpp — small concurrent programs on shared sources, and
+// the histories their runs leave.
+//
+// A program: 1–2 sources S0, S1 (cancellation_source()), maybe a child linked below S0 (and S1),
+// a few callbacks registered before the threads start (R0..), then 2–3 threads of up to 4
+// operations each. Registrations made by a thread's register() get the next ids and may be
+// unregistered/disposed later by the same thread; the pre-registered ones by any thread (S11).
+// Every callback records when it started and ended and on which thread, and spins a little so
+// that disposers and cancellers overlap with it.
+#pragma once
+
+#include <rapidcheck.h>
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace cklin {
+
+enum class op_kind : std::uint8_t {
+  cancel,        // source; with_reason: cancel({.reason = <object of this op>})
+  register_cb,   // source -> registration `reg`
+  unregister,    // registration -> bool
+  dispose,       // registration
+  try_reset,     // source -> bool
+  is_requested,  // source -> bool
+  reason,        // source -> cancellation_reason(): null or the reason object of a cancel op
+  pause,         // spins `micros` microseconds (not an operation of the library)
+};
+
+struct op {
+  op_kind kind = op_kind::pause;
+  int source = 0;
+  int reg = 0;
+  bool with_reason = false;
+  int micros = 0;
+};
+
+struct program {
+  int roots = 1;          // S0 .. S<roots-1>
+  int child_parents = 0;  // 0: no child; n: S<roots> = linked({S0, .., S<n-1>})
+  std::vector<int> pre;   // the source of each pre-registered callback R0..
+  std::vector<std::vector<op>> threads;
+
+  int sources() const { return roots + (child_parents > 0 ? 1 : 0); }
+  int registrations() const;  // pre-registered plus one per register op
+};
+
+std::string show(const program& p);
+std::string show(const op& o);
+inline void showValue(const program& p, std::ostream& os) { os << "\n" << show(p); }  // RapidCheck
+
+rc::Gen<program> programs();
+
+// ---- histories -------------------------------------------------------------------------------
+
+inline constexpr int null_reason = -1;
+
+struct op_record {
+  int thread = 0;
+  int index = 0;  // in the thread's program
+  int id = 0;     // global operation number (thread-major): names the reason object of a cancel
+  std::uint64_t call = 0;
+  std::uint64_t ret = 0;
+  int result = 0;  // bool, or a reason (id of the cancel op whose object it is, null_reason)
+};
+
+struct callback_record {
+  int reg = 0;
+  int thread = 0;  // index of the program thread that ran it
+  std::uint64_t start = 0;
+  std::uint64_t end = 0;
+};
+
+struct history {
+  std::vector<op_record> ops;            // thread-major, in program order
+  std::vector<callback_record> callbacks;
+};
+
+// Runs `p` once: builds the sources and pre-registrations, starts the threads together behind a
+// barrier, joins them, tears everything down. Timestamps come from one global counter.
+history execute(const program& p, int callback_spin_ns);
+
+std::string show(const program& p, const history& h);
+
+}  // namespace cklin

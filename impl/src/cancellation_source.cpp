@@ -25,9 +25,9 @@ void rethrow_callback_errors(detail::dispatch_outcome& out, bool throw_on_first)
 }
 
 bool request_and_rethrow(state* s, const std::exception_ptr& reason, bool throw_on_first) {
-  s->add_ref();  // S10: a callback may drop the last handle; the state outlives this call
+  // S10 (a callback drops the last handle) needs no reference here: request() holds one on the
+  // root while callbacks run, and `s` is not used after it returns.
   detail::dispatch_outcome out = state::request(s, reason, throw_on_first);
-  state::release(s);
   rethrow_callback_errors(out, throw_on_first);
   return out.requested;
 }
@@ -62,9 +62,7 @@ cancellation_source& cancellation_source::operator=(cancellation_source&& other)
 }
 
 cancellation_source::~cancellation_source() {
-  if (s_ == nullptr) return;
-  s_->release_canceller();  // may orphan the state (S23); we still hold our reference
-  state::release(s_);
+  if (s_ != nullptr) state::release_source_handle(s_);
 }
 
 bool cancellation_source::cancel() { return cancel(cancel_options{}); }

@@ -55,18 +55,12 @@ state* make_state(unsigned sources, unsigned refs) {
   return s;
 }
 
-void drop_source(state* s) {  // ~cancellation_source
-  s->release_canceller();
-  state::release(s);
-}
+void drop_source(state* s) { state::release_source_handle(s); }  // ~cancellation_source
 
 void drop_ref(state* s) { state::release(s); }  // ~cancellation_token and the like
 
 dispatch_outcome cancel(state* s) {  // cancellation_source::cancel
-  s->add_ref();  // S10: a callback may drop the last handle
-  dispatch_outcome out = state::request(s, nullptr, false);
-  state::release(s);
-  return out;
+  return state::request(s, nullptr, false);
 }
 
 // A callback node that runs `fn(test, id)`.
@@ -462,8 +456,11 @@ struct linked_release : rl::test_suite<linked_release, 2> {
   void s_dispose_and_drop() {
     child->dispose(&n, false, false);
     drop_ref(child);     // registration
-    drop_source(child);  // child's source handle: the parent remains a canceller
-    drop_ref(child);     // token: last reference unless the parent's propagation holds one
+    drop_ref(child);     // token
+    // The child's source handle goes last: its only reference unless the parent's propagation
+    // holds one, yet the parent's list still points at it, so it must not take the sole-owner
+    // shortcut; it unlinks itself from the parent before it is freed.
+    drop_source(child);
   }
   void after() { RL_ASSERT(ran($) <= 1); }
 };
@@ -541,6 +538,34 @@ struct wait_vs_orphan : rl::test_suite<wait_vs_orphan, 3> {
   void after() { RL_ASSERT(ran($) == 0); }
 };
 
+// =============================================================================================
+// 11. the source's last handle vs the last other reference ([I7] [I8], try_destroy_sole_owner):
+//     a thread observes the state and drops its token while the source handle goes on another
+//     thread. Whichever is last frees the state, exactly once, after the other's last access
+//     (Relacy reports use-after-free, double free or leak); a source handle that finds itself the
+//     sole owner frees at once, and must still see the token owner's last writes (else: race).
+// =============================================================================================
+struct sole_owner_release : rl::test_suite<sole_owner_release, 2> {
+  state* s = nullptr;
+  rl::var<int> token_done;  // stands for whatever the token's owner did with the state
+
+  void before() {
+    s = make_state(1, 1);
+    token_done($) = 0;
+  }
+  void thread(unsigned i) {
+    if (i == 0) {
+      static_cast<void>(s->can_be_canceled());
+      token_done($) = 1;
+      drop_ref(s);
+    } else if (s->try_destroy_sole_owner()) {
+      RL_ASSERT(token_done($) == 1);  // the token's last uses happen-before the free
+    } else {
+      drop_source(s);
+    }
+  }
+};
+
 // ---- driver ---------------------------------------------------------------------------------
 
 struct test_entry {
@@ -564,6 +589,7 @@ const test_entry tests[] = {
     {"linked_release", &run_test<linked_release>},
     {"two_parents", &run_test<two_parents>},
     {"wait_vs_orphan", &run_test<wait_vs_orphan>},
+    {"sole_owner_release", &run_test<sole_owner_release>},
 };
 
 [[noreturn]] void usage(const char* msg) {

@@ -8,7 +8,7 @@
 // (stress/model_check) compiles this same file against Relacy through `detail/sync.hpp`.
 //
 // ---------------------------------------------------------------------------------------------
-// Shared-state invariants (cited in the code as [I1]..[I12])
+// Shared-state invariants (cited in the code as [I1]..[I14])
 //
 // [I1]  `word` holds four flags: LOCKED, REQUESTED, ORPHANED, WAITERS. While LOCKED is set, only
 //       the lock holder changes `word`; so unlocking is a plain release store of the holder's
@@ -49,6 +49,10 @@
 //       that set REQUESTED (cancel propagation), that set ORPHANED (orphan propagation) or that
 //       took `refs` to 0 (destruction). By [I2] and [I8] these are distinct moments in the state's
 //       life, so the field is never used by two threads at once.
+// [I14] `ext` is set at most once, under the lock, and never cleared before destruction. So a
+//       thread that publishes REQUESTED under the lock either sees the extension (and calls
+//       on_requested) or the installer, taking the lock after it, sees REQUESTED and handles the
+//       cancelled state itself (to_stop_token re-checks; a timer armed late fires into a no-op).
 // ---------------------------------------------------------------------------------------------
 #pragma once
 
@@ -172,6 +176,32 @@ class state {
     if (s->drop_ref()) destroy_chain(s);
   }
 
+  // Called by a source handle's destructor before it lets go the usual way. If that handle is the
+  // only reference [I7] and the state has no parents (link_count_ is immutable) and no extension
+  // (no timer, no std bridge or parent), no other thread can reach the state: no token, no
+  // registration, no cancellation_callback (they would hold the collective reference), no child
+  // (its link would hold a reference), no dispatcher. Nobody can observe the orphaning either, so
+  // the state is freed at once, without touching an atomic. Returns false, changing nothing,
+  // otherwise.
+  bool try_destroy_sole_owner() noexcept {
+    if (link_count_ != 0) return false;
+    // acquire: pairs with the install_extension release; a non-null extension needs the full path.
+    if (ext_.load(sync::acquire) != nullptr) return false;
+    // acquire: the other owners' last uses happen-before the free (their decrements were
+    // release, and the one that left 1 was acq_rel under the lock [I8]).
+    if (refs_.load(sync::acquire) != 1) return false;
+    delete[] links_;  // a linked source born cancelled owns its (unused) link array
+    delete this;
+    return true;
+  }
+
+  // ~cancellation_source: one source handle lets go (a reference and a canceller).
+  static void release_source_handle(state* s) noexcept {
+    if (s->try_destroy_sole_owner()) return;  // the common case: nothing else ever saw the state
+    s->release_canceller();  // may orphan the state (S23); we still hold our reference
+    release(s);
+  }
+
   // ---- cancellers [I10] ---------------------------------------------------------------------
 
   void add_canceller() noexcept {
@@ -273,9 +303,15 @@ class state {
                                   bool throw_on_first) noexcept {
     dispatch_outcome out;
     if (root->is_requested()) return out;  // S2: later callers return at once
-    if (!root->claim(reason)) return out;
+    bool has_work = false;
+    if (!root->claim(reason, has_work)) return out;
     out.requested = true;
-    root->add_ref();  // the work list owns one reference per entry
+    // No callback, child or extension was there when REQUESTED was published, and none can be
+    // added from now on ([I4], [I11] via attach_to_parents, [I14]): no user code to run, nothing
+    // to propagate, and claim already woke any waiter.
+    if (!has_work) return out;
+    root->add_ref();  // the work list owns one reference per entry (S10: a callback may drop
+                      // the caller's last handle; the root outlives this loop)
     state* work = root;
     while (work != nullptr) {
       state* s = work;
@@ -371,12 +407,18 @@ class state {
 
   // Installs `e` unless one is already there; returns the installed one (the caller deletes `e`
   // when it lost).
+  // Under the lock [I14], so that claim() sees it or the installer sees REQUESTED afterwards.
   state_extension* install_extension(state_extension* e) noexcept {
-    state_extension* expected = nullptr;
-    // acq_rel: release publishes `e`'s construction; acquire (also on failure) lets the loser
-    // use the winner's extension.
-    if (ext_.compare_exchange_strong(expected, e, sync::acq_rel, sync::acquire)) return e;
-    return expected;
+    std::uint32_t w = lock();
+    // relaxed: ext_ is written only under this lock [I14].
+    state_extension* installed = ext_.load(sync::relaxed);
+    if (installed == nullptr) {
+      // release: publishes `e`'s construction to lock-free readers (extension()).
+      ext_.store(e, sync::release);
+      installed = e;
+    }
+    unlock(w);
+    return installed;
   }
 
  private:
@@ -504,14 +546,20 @@ class state {
 
   // ---- cancellation internals ------------------------------------------------------------------
 
-  // Sets REQUESTED with `reason` if neither REQUESTED nor ORPHANED is set [I2] [I5].
-  bool claim(const std::exception_ptr& reason) noexcept {
+  // Sets REQUESTED with `reason` if neither REQUESTED nor ORPHANED is set [I2] [I5]. `has_work`:
+  // whether there is anything for the dispatcher to do beyond that — callbacks, children, an
+  // extension [I14] — read under the same lock that publishes REQUESTED. With none, it also
+  // wakes the waiters itself (the dispatcher's announce() will not run).
+  bool claim(const std::exception_ptr& reason, bool& has_work) noexcept {
     std::uint32_t w = lock();
     if (w & (REQUESTED | ORPHANED)) {
       unlock(w);
       return false;
     }
+    // relaxed: written only under this lock [I14].
+    has_work = head_ != nullptr || children_ != nullptr || ext_.load(sync::relaxed) != nullptr;
     publish_request(w, reason);
+    if (!has_work && (w & WAITERS)) sync::wake_all(events_);
     return true;
   }
 
@@ -520,7 +568,8 @@ class state {
     reason_ = reason;
     dispatcher_ = sync::current_thread();
     // relaxed: the futex word only says "look again"; waiters re-read the state under the lock.
-    events_.fetch_add(1, sync::relaxed);
+    // Only a waiter that set WAITERS under this lock can be asleep on it (see wait()).
+    if (w & WAITERS) events_.fetch_add(1, sync::relaxed);
     unlock(w | REQUESTED);
   }
 
@@ -621,8 +670,8 @@ class state {
       return;
     }
     drop_all_callbacks();  // S23: pending callbacks never run
-    // relaxed: see publish_request.
-    events_.fetch_add(1, sync::relaxed);
+    // relaxed: see publish_request; likewise only for a waiter that set WAITERS.
+    if (w & WAITERS) events_.fetch_add(1, sync::relaxed);
     // A child counted this state as a canceller [I10]; losing it may orphan the child too.
     sync::perturb(sync::site::orphan_children);
     for (parent_link* l = children_; l != nullptr; l = l->next) {

@@ -190,6 +190,11 @@ class state {
     // acquire: the other owners' last uses happen-before the free (their decrements were
     // release, and the one that left 1 was acq_rel under the lock [I8]).
     if (refs_.load(sync::acquire) != 1) return false;
+    // acquire: the owner that left refs at 1 did so under the lock [I8], and its unlock() is its
+    // last access to the state. Reading the word after that decrement (ordered by the acquire
+    // above) sees its lock or a later value; LOCKED clear means its unlock, so every access it made
+    // happens-before the free. LOCKED set: it is still inside, take the full path.
+    if (word_.load(sync::acquire) & LOCKED) return false;
     delete[] links_;  // a linked source born cancelled owns its (unused) link array
     delete this;
     return true;

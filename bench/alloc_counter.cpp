@@ -1,6 +1,9 @@
 // Replaces every form of the global operator new/delete with malloc/free plus a per-thread
 // allocation count, so each benchmark can report "allocs/op". Only cancelkit-bench links it; the
 // count is thread-local (no shared atomic), so counting does not perturb threaded benchmarks.
+// Not test_support/counting_new.cpp (the tests' version, with a global live count and failure
+// injection): scripts/bench-compare builds bench/ alone as the yardstick for every revision it
+// measures, so bench/ must not reach outside itself.
 #include "common.hpp"
 
 #include <cstdlib>

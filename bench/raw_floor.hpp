@@ -11,6 +11,9 @@
 
 namespace bench {
 
+// The same pause as the library's detail/sync.hpp, written again on purpose: the floors must not
+// change with the library revision under measurement (scripts/bench-compare builds today's bench/
+// against older libraries), and bench/ must stand alone as the comparison's yardstick.
 inline void spin_pause() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
   _mm_pause();

@@ -1,5 +1,5 @@
 // Allocation behaviour, in its own executable because it replaces the global operator new
-// (counting_allocator.cpp):
+// (test_support/counting_new.cpp):
 // - S25 strong guarantee: an allocation failure throws std::bad_alloc and changes nothing, leaks
 //   nothing. Each test fails the 1st, 2nd, ... allocation of one call until the call succeeds.
 // - API: token operations and cancellation_callback never allocate; a source allocates once at
@@ -16,7 +16,7 @@
 #include <stop_token>
 #include <vector>
 
-#include "counting_allocator.hpp"
+#include "counting_new.hpp"
 #include "test_support.hpp"
 
 using namespace cancelkit;

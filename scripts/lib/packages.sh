@@ -5,12 +5,14 @@
 # Build and test: compilers, CMake, GoogleTest/GoogleMock, the sanitizer
 # runtimes (g++'s libtsan2/libasan8/libubsan1, clang's libclang-rt-14-dev), and
 # what the other suites look for (they are skipped, not failed, without it):
-# Google Benchmark (bench/), RapidCheck (property_tests/), Relacy (stress/).
+# Google Benchmark (bench/), RapidCheck (property_tests/), Relacy (stress/); and
+# rsync + patch for scripts/mutate (the release preset's mutation.quick test runs it).
 CANCELKIT_PACKAGES=(
   g++ clang cmake make
   libgtest-dev libgmock-dev googletest
   libtsan2 libasan8 libubsan1 libclang-rt-14-dev
   libbenchmark-dev librapidcheck-dev relacy-dev
+  rsync patch
 )
 
 # Prints the packages from "$@" that are not installed.

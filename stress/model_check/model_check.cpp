@@ -566,6 +566,45 @@ struct sole_owner_release : rl::test_suite<sole_owner_release, 2> {
   }
 };
 
+// =============================================================================================
+// 12. the last owner frees ([I7] [I8]): a source handle and two tokens are dropped at once, each
+//     after its owner wrote its own data; the state's destructor (here: the destructor of an
+//     extension, which ~state deletes) reads all of it. Whichever thread frees, and whether the
+//     earlier drops took the lock-free path (count > 2) or the locked one, every owner's last use
+//     must happen-before the free (a weaker order on either decrement: DATA RACE).
+// =============================================================================================
+struct last_owner_frees : rl::test_suite<last_owner_frees, 3> {
+  struct probe final : cancelkit::detail::state_extension {
+    last_owner_frees* test;
+    explicit probe(last_owner_frees* t) : test(t) {}
+    ~probe() override {
+      for (rl::var<int>& u : test->used) RL_ASSERT(u($) == 1);  // racing unless ordered
+      test->freed($).fetch_add(1, rl::mo_relaxed);
+    }
+    void on_requested() noexcept override {}
+    void on_orphaned() noexcept override {}
+  };
+
+  state* s = nullptr;
+  rl::var<int> used[3];
+  rl::atomic<int> freed;
+
+  void before() {
+    s = make_state(1, 2);  // thread 0's source handle, the tokens of threads 1 and 2
+    // With an extension the source handle cannot take the sole-owner shortcut: every drop goes
+    // through drop_ref, the path under test.
+    RL_ASSERT(s->install_extension(new probe(this)) != nullptr);
+    for (rl::var<int>& u : used) u($) = 0;
+    freed($).store(0, rl::mo_relaxed);
+  }
+  void thread(unsigned i) {
+    used[i]($) = 1;  // this owner's last use of what the state guards
+    if (i == 0) drop_source(s);
+    else drop_ref(s);
+  }
+  void after() { RL_ASSERT(freed($).load(rl::mo_relaxed) == 1); }
+};
+
 // ---- driver ---------------------------------------------------------------------------------
 
 struct test_entry {
@@ -590,6 +629,7 @@ const test_entry tests[] = {
     {"two_parents", &run_test<two_parents>},
     {"wait_vs_orphan", &run_test<wait_vs_orphan>},
     {"sole_owner_release", &run_test<sole_owner_release>},
+    {"last_owner_frees", &run_test<last_owner_frees>},
 };
 
 [[noreturn]] void usage(const char* msg) {

@@ -13,6 +13,8 @@
 // counts a violation (the run then exits non-zero) and prints the first few with the round's seed.
 #pragma once
 
+#include "counting_new.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -157,17 +159,8 @@ void end_thread_round() noexcept;
 std::uint64_t points_hit() noexcept;  // how many perturbation points ran (all threads)
 }  // namespace perturbation
 
-// Allocation accounting (runner/alloc_hooks.cpp): the runner replaces the global operator new.
-namespace alloc {
-// Net operator-new calls minus operator-delete calls made by the calling thread so far.
-std::int64_t thread_net() noexcept;
-// Operator-new calls made by the calling thread so far.
-std::int64_t thread_allocations() noexcept;
-// While armed, the nth (1-based) operator new on the calling thread throws std::bad_alloc
-// (nothrow forms return null); other threads are never affected.
-void fail_nth(std::int64_t n) noexcept;
-void disarm() noexcept;
-bool failure_triggered() noexcept;
-}  // namespace alloc
+// Allocation accounting and failure injection: the runner links test_support's replacement of
+// the global operator new (counting_new.hpp).
+namespace alloc = cktest::alloc;
 
 }  // namespace stress

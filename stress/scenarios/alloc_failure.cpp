@@ -8,7 +8,7 @@
 // intact; a failed re-arm leaves the earlier timer armed; a cancel whose error collection runs
 // out of memory still cancels and runs every callback) and "no leak": after a warm-up, the
 // thread's operator new/delete balance over a failed sequence must be exactly zero (the runner
-// replaces the global operator new, runner/alloc_hooks.cpp). Also checks that
+// replaces the global operator new, test_support/counting_new.cpp). Also checks that
 // cancellation_callback, token copies and the checks never allocate (API.md).
 // Peer bug: none listed; the class of half-registered callbacks left behind by a throwing
 // allocation (.NET registration node allocation failure).
@@ -48,7 +48,7 @@ class alloc_failure final : public scenario {
     bool throwing = false;  // callbacks throw only in the explicit cancel (see below)
     bool triggered = false;
     {
-      if (fail_at > 0) alloc::fail_nth(fail_at);
+      if (fail_at > 0) alloc::arm_failure(fail_at);
       std::optional<cancelkit::cancellation_source> src;
       try {
         src.emplace(timers);

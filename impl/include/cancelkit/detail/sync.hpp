@@ -103,6 +103,10 @@ class atomic {
   T fetch_add(T v, memory_order mo) noexcept { return a_($).fetch_add(v, mo); }
   T fetch_sub(T v, memory_order mo) noexcept { return a_($).fetch_sub(v, mo); }
 
+  // The futex model below: how many wake_all() calls this word has seen. Stands for the kernel's
+  // wait queue, not for program memory, so it is plain (the simulation runs one fiber at a time).
+  unsigned futex_wakes = 0;
+
  private:
   mutable rl::atomic<T> a_;
 };
@@ -114,14 +118,29 @@ inline thread_id current_thread() noexcept { return rl::thread_index(); }
 // and does not report a livelock.
 inline void spin_pause() noexcept { rl::yield(1, $); }
 
-// Relacy has no futex; waiting degenerates into a yielding re-check, which the scheduler
-// explores exhaustively. The callers re-check their condition after every return.
-inline void wait_on(atomic<std::uint32_t>&, std::uint32_t) noexcept { rl::yield(1, $); }
+// A futex, modelled by its contract: wait_on() sleeps only if the word still holds `expected`,
+// checked atomically with going to sleep, and then until a wake_all() on the word, or it returns
+// spuriously (a choice the scheduler explores). A waiter whose wake-up came before it went to
+// sleep (a lost wake-up) therefore never returns: Relacy reports a livelock. The check is an RMW
+// because an RMW reads the latest value in modification order, as the kernel's check does; the
+// wake count is read before it, so a wake_all() after the check always ends the sleep. No
+// happens-before edge is added from waker to sleeper: the callers re-check with their own
+// acquire loads, and their memory orders stay under test. (Timed waits keep the simple model:
+// a yield, then "woken".)
+inline void wait_on(atomic<std::uint32_t>& word, std::uint32_t expected) noexcept {
+  const unsigned wakes = word.futex_wakes;
+  if (word.fetch_add(0, relaxed) != expected) return;
+  if (rl::rand(4) == 0) {  // spurious wake-up: the callers must re-check
+    rl::yield(1, $);
+    return;
+  }
+  while (word.futex_wakes == wakes) rl::yield(1, $);
+}
 inline bool wait_on_for(atomic<std::uint32_t>&, std::uint32_t, std::chrono::nanoseconds) noexcept {
   rl::yield(1, $);
   return true;
 }
-inline void wake_all(atomic<std::uint32_t>&) noexcept {}
+inline void wake_all(atomic<std::uint32_t>& word) noexcept { ++word.futex_wakes; }
 
 #else  // std build
 

@@ -1,23 +1,24 @@
-// stress/runner/alloc_hooks.cpp — the runner's replacement of every global operator new/delete:
-// malloc/free plus per-thread counting and failure injection for the alloc_failure scenario
-// (S25: "Allocation failure throws std::bad_alloc and changes nothing").
-//
-// Counting is per thread and uses constinit thread_locals only, so it never allocates and works
-// during thread start-up and exit. Injection affects only the thread that armed it.
-#include "harness.hpp"
+// The global operator new/delete replacement behind counting_new.hpp.
+#include "counting_new.hpp"
 
+#include <atomic>
 #include <cstddef>
 #include <cstdlib>
 #include <new>
 
-namespace stress::alloc {
+namespace cktest::alloc {
 namespace {
 
+// relaxed: a statistic read by the test thread after the work it measures was joined or
+// synchronised by the test itself; the counter orders nothing.
+std::atomic<std::int64_t> live_count{0};
+// Trivially initialised, so that using them never allocates.
 constinit thread_local std::int64_t t_allocations = 0;
 constinit thread_local std::int64_t t_frees = 0;
 constinit thread_local std::int64_t t_countdown = 0;  // 0: off; k: the kth allocation fails
 constinit thread_local bool t_triggered = false;
 
+// True if this allocation is the one to fail.
 bool should_fail() noexcept {
   if (t_countdown == 0) return false;
   if (--t_countdown != 0) return false;
@@ -34,7 +35,10 @@ void* allocate(std::size_t size, std::size_t align) noexcept {
   } else {
     p = std::aligned_alloc(align, (size + align - 1) / align * align);
   }
-  if (p != nullptr) ++t_allocations;
+  if (p != nullptr) {
+    live_count.fetch_add(1, std::memory_order_relaxed);
+    ++t_allocations;
+  }
   return p;
 }
 
@@ -46,31 +50,33 @@ void* allocate_or_throw(std::size_t size, std::size_t align) {
 
 void deallocate(void* p) noexcept {
   if (p == nullptr) return;
+  live_count.fetch_sub(1, std::memory_order_relaxed);
   ++t_frees;
   std::free(p);
 }
 
-constexpr std::size_t plain = alignof(std::max_align_t);
-std::size_t to_size(std::align_val_t a) noexcept { return static_cast<std::size_t>(a); }
-
 }  // namespace
 
-std::int64_t thread_net() noexcept { return t_allocations - t_frees; }
+std::int64_t live() noexcept { return live_count.load(std::memory_order_relaxed); }
 std::int64_t thread_allocations() noexcept { return t_allocations; }
-void fail_nth(std::int64_t n) noexcept {
+std::int64_t thread_net() noexcept { return t_allocations - t_frees; }
+void arm_failure(std::int64_t n) noexcept {
   t_countdown = n;
   t_triggered = false;
 }
 void disarm() noexcept { t_countdown = 0; }
 bool failure_triggered() noexcept { return t_triggered; }
 
-}  // namespace stress::alloc
+}  // namespace cktest::alloc
 
-using stress::alloc::allocate;
-using stress::alloc::allocate_or_throw;
-using stress::alloc::deallocate;
-using stress::alloc::plain;
-using stress::alloc::to_size;
+namespace {
+constexpr std::size_t plain = alignof(std::max_align_t);
+std::size_t to_size(std::align_val_t a) noexcept { return static_cast<std::size_t>(a); }
+}  // namespace
+
+using cktest::alloc::allocate;
+using cktest::alloc::allocate_or_throw;
+using cktest::alloc::deallocate;
 
 void* operator new(std::size_t n) { return allocate_or_throw(n, plain); }
 void* operator new[](std::size_t n) { return allocate_or_throw(n, plain); }

@@ -15,15 +15,16 @@ namespace {
 using ckmodel::none;
 
 struct lin_op {
-  enum kind_t { call, run, claim } kind = call;
+  enum kind_t { call, run, claim, fire } kind = call;
   int thread = 0;
   std::uint64_t lo = 0;  // may not take effect before this tick
   std::uint64_t hi = 0;  // ... nor after this one
   const op* what = nullptr;   // call: the program operation
   const op_record* rec = nullptr;
   int reg = none;     // run
-  int source = none;  // claim: the parent
+  int source = none;  // claim: the parent; fire: the source whose timer fires
   bool ran_inline = false;  // call of register: its callback ran inside it
+  bool if_fired = false;    // claim of an advance: a no-op unless its timer cancelled the parent
   std::string name() const {
     switch (kind) {
       case call: {
@@ -34,13 +35,21 @@ struct lin_op {
       case run: return "T" + std::to_string(thread) + " runs callback R" + std::to_string(reg);
       case claim:
         return "T" + std::to_string(thread) + " claims the children of S" + std::to_string(source);
+      case fire:
+        return "T" + std::to_string(thread) + " cancels S" + std::to_string(source) +
+               " for the timer it took off";
     }
     return "?";
   }
 };
 
 int reason_tag(const ckmodel::reason& r) {
-  return r.kind == ckmodel::reason::user ? r.id : null_reason;
+  switch (r.kind) {
+    case ckmodel::reason::user: return r.id;
+    case ckmodel::reason::deadline: return deadline_reason;
+    case ckmodel::reason::null: break;
+  }
+  return null_reason;
 }
 
 // One step of the model; false if the observed result is impossible in this state.
@@ -57,8 +66,15 @@ bool apply(ckmodel::world& w, const lin_op& o) {
       w.regs[static_cast<std::size_t>(o.reg)].status = ckmodel::reg_status::ran;
       return true;
     }
-    case lin_op::claim:
-      w.claim_children(o.source);  // S19/S20
+    case lin_op::claim: {
+      // S19/S20: the thread that cancelled the parent cancels its children, after the parent.
+      const ckmodel::source& x = w.sources[static_cast<std::size_t>(o.source)];
+      if (!x.requested || x.dispatcher != o.thread) return o.if_fired;
+      w.claim_children(o.source);
+      return true;
+    }
+    case lin_op::fire:  // S17: the second half of a firing; a no-op if this thread took none off
+      w.finish_firing(o.source);
       return true;
     case lin_op::call:
       break;
@@ -78,8 +94,14 @@ bool apply(ckmodel::world& w, const lin_op& o) {
     case op_kind::dispose:
       w.remove(p.reg);
       return true;
-    case op_kind::try_reset:  // S18
-      return w.reset(p.source) == (result != 0);
+    case op_kind::try_reset: {  // S18: fails once the timer started firing; disarms it
+      const bool reset = w.reset(p.source);
+      if (reset) w.sources[static_cast<std::size_t>(p.source)].armed = false;
+      return reset == (result != 0);
+    }
+    case op_kind::advance:  // S17: the first half of a firing: the timer, if armed, is taken off
+      w.start_firing(0);
+      return true;
     case op_kind::is_requested:
       return w.sources[static_cast<std::size_t>(p.source)].requested == (result != 0);
     case op_kind::reason: {  // S16
@@ -92,10 +114,18 @@ bool apply(ckmodel::world& w, const lin_op& o) {
   return false;
 }
 
-// S5/S11: in the end no cancelled source still holds a callback that neither ran nor was removed.
-bool complete(const ckmodel::world& w) {
-  for (const ckmodel::source& s : w.sources)
+// The end of an order: no cancelled source still holds a callback that neither ran nor was
+// removed (S5/S11), no timer is still half-fired, and every source is as the program saw it after
+// the join (cancelled or not, and with which reason: S16, S17, S20).
+bool complete(const ckmodel::world& w, const std::vector<final_state>& end) {
+  for (std::size_t i = 0; i < w.sources.size(); ++i) {
+    const ckmodel::source& s = w.sources[i];
     if (s.requested && !s.callbacks.empty()) return false;
+    if (s.firing != none) return false;
+    if (i >= end.size()) continue;
+    const int reason = s.requested ? reason_tag(s.why) : null_reason;
+    if (s.requested != end[i].requested || reason != end[i].reason) return false;
+  }
   return true;
 }
 
@@ -105,6 +135,8 @@ std::string fingerprint(const ckmodel::world& w) {
     f += s.requested ? 'R' : 'l';
     f += static_cast<char>('0' + s.dispatcher + 1);
     f += std::to_string(reason_tag(s.why));
+    f += s.armed ? ":A" : ":-";
+    f += std::to_string(s.firing);
     for (int c : s.callbacks) f += "," + std::to_string(c);
     f += ';';
   }
@@ -114,7 +146,8 @@ std::string fingerprint(const ckmodel::world& w) {
 
 class wgl {
  public:
-  wgl(std::vector<lin_op> ops, ckmodel::world start) : ops_(std::move(ops)), start_(std::move(start)) {}
+  wgl(std::vector<lin_op> ops, ckmodel::world start, std::vector<final_state> end)
+      : ops_(std::move(ops)), start_(std::move(start)), end_(std::move(end)) {}
 
   bool run() {
     std::vector<int> order;
@@ -127,7 +160,7 @@ class wgl {
  private:
   bool search(const ckmodel::world& w, std::uint64_t done, std::vector<int>& order) {
     if (order.size() > longest_.size()) longest_ = order;
-    if (order.size() == ops_.size()) return complete(w);
+    if (order.size() == ops_.size()) return complete(w, end_);
     const std::string key = std::to_string(done) + "|" + fingerprint(w);
     if (!seen_.insert(key).second) return false;
     std::uint64_t min_hi = UINT64_MAX;
@@ -147,6 +180,7 @@ class wgl {
 
   std::vector<lin_op> ops_;
   ckmodel::world start_;
+  std::vector<final_state> end_;
   std::unordered_set<std::string> seen_;
   std::vector<int> longest_;
 };
@@ -170,6 +204,7 @@ verdict check(const program& p, const history& h) {
     w.new_source(ckmodel::timers::system);
     w.token(s);
   }
+  if (p.timer) w.sources[0].armed = true;  // S0.cancel_after(10ms), due at the first advance
   if (p.child_parents > 0) {
     std::vector<int> parents;
     for (int s = 0; s < p.child_parents; ++s) parents.push_back(s);
@@ -205,6 +240,21 @@ verdict check(const program& p, const history& h) {
       c.source = o.source;
       ops.push_back(c);
     }
+    if (o.kind == op_kind::advance) {  // the second half of the firing, and its children
+      lin_op f;
+      f.kind = lin_op::fire;
+      f.thread = r.thread;
+      f.lo = r.call;
+      f.hi = r.ret;
+      f.source = 0;
+      ops.push_back(f);
+      if (p.child_parents > 0) {
+        lin_op c = f;
+        c.kind = lin_op::claim;
+        c.if_fired = true;
+        ops.push_back(c);
+      }
+    }
   }
   // Callbacks: inline in their own register(), else a run step of the cancel() that ran them.
   std::vector<callback_record> cbs = h.callbacks;
@@ -226,7 +276,7 @@ verdict check(const program& p, const history& h) {
       reg.ran_inline = true;
       continue;
     }
-    if (o.kind != op_kind::cancel)
+    if (o.kind != op_kind::cancel && o.kind != op_kind::advance)
       return fail(cb + " ran inside " + show(o) + ", which runs no callbacks (S5, S6)");
     lin_op l;
     l.kind = lin_op::run;
@@ -255,13 +305,18 @@ verdict check(const program& p, const history& h) {
     }
   }
 
-  wgl search(std::move(ops), std::move(w));
+  wgl search(std::move(ops), std::move(w), h.end);
   if (search.run()) return v;
   std::ostringstream os;
   os << "not linearizable: no order of these operations that respects real time is legal in the "
-        "model (S2, S4-S6, S8, S11, S16, S18, S20).\n"
-     << "longest legal prefix found (" << search.longest().size() << " of " << search.ops().size()
-     << " operations):\n";
+        "model (S2, S4-S6, S8, S11, S16-S18, S20) and ends as the sources were after the join.\n";
+  if (search.longest().size() == search.ops().size())
+    os << "every operation fits in some order, but each such order ends with a source cancelled "
+          "(or not, or with a reason) other than it was after the join, a cancelled source still "
+          "holding a callback, or a timer taken off that never cancelled. One of them:\n";
+  else
+    os << "longest legal prefix found (" << search.longest().size() << " of "
+       << search.ops().size() << " operations):\n";
   for (int i : search.longest()) os << "    " << search.ops()[static_cast<std::size_t>(i)].name() << "\n";
   os << "operations left over:\n";
   for (std::size_t i = 0; i < search.ops().size(); ++i)

@@ -4,17 +4,23 @@
 //  - every library call of a thread;
 //  - every callback run by a cancelling thread ("run R": from the previous callback of that call,
 //    or the call itself, up to the callback's start — by then it has been taken off the list);
-//  - for every successful cancel of a parent, "claim children" anywhere inside that call (S20:
-//    when it returns, its children are cancelled);
+//  - for every successful cancel of a parent, "claim children" anywhere inside that call, after
+//    the parent's request (S20: when it returns, its children are cancelled);
+//  - for every advance(): the call itself takes S0's timer off the service if it is armed, and a
+//    second step inside the call cancels S0 with deadline_exceeded if this thread took it off
+//    (S17; between the two, try_reset fails and S0 is not cancelled yet: S18), plus, with a
+//    linked child, a claim that is a no-op unless that firing cancelled S0;
 // A callback that ran inside the register() call that made it is that register's result: it ran
 // inline (S6). A Wing–Gong search with memoisation (WGL) then looks for an order that respects
 // real time (a before b whenever a returned before b was called) in which every operation is
 // legal in the model (../model) and gives the observed result — cancel true in exactly one
 // caller (S2), run only by the canceller, latest first, never twice (S4, S5, S6), unregister true
 // iff the callback had not started (S8, S11), inline iff already cancelled (S6), reasons (S16),
-// try_reset (S18) — and after which no cancelled source still holds a callback (S5/S11: every
-// callback ran or was removed). Real-time checks outside the search: a dispose() on one thread
-// returns only after that registration's callback, running on another thread, has ended (S9).
+// try_reset (S18: it also disarms the timer) — and after which no cancelled source still holds a
+// callback (S5/S11: every callback ran or was removed), no timer is half-fired, and every source
+// is cancelled, or not, with the reason the program saw after the join. Real-time checks outside
+// the search: a dispose() on one thread returns only after that registration's callback, running
+// on another thread, has ended (S9).
 #pragma once
 
 #include "program.hpp"

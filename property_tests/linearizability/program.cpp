@@ -32,6 +32,7 @@ std::string show(const op& o) {
     case op_kind::try_reset: return "try_reset(" + s + ")";
     case op_kind::is_requested: return "is_cancellation_requested(" + s + ")";
     case op_kind::reason: return "cancellation_reason(" + s + ")";
+    case op_kind::advance: return "advance(10ms)";
     case op_kind::pause: return "pause(" + std::to_string(o.micros) + "us)";
   }
   return "?";
@@ -46,6 +47,7 @@ std::string show(const program& p) {
     for (int s = 0; s < p.child_parents; ++s) os << (s ? ", S" : "S") << s;
     os << ")";
   }
+  if (p.timer) os << "; S0.cancel_after(10ms) on a manual timer";
   os << "\nregistered before the start:";
   if (p.pre.empty()) os << " none";
   for (std::size_t i = 0; i < p.pre.size(); ++i) os << " R" << i << " on S" << p.pre[i] << ";";
@@ -76,6 +78,7 @@ rc::Gen<program> programs() {
     program p;
     p.roots = *pick(1, 3);
     p.child_parents = *pick(0, p.roots + 1);
+    p.timer = *pick(0, 2) != 0;
     const int nsrc = p.sources();
     // Mostly S0: contention on one source is where the races are.
     auto source_of = [nsrc](int pick) { return pick <= 1 ? 0 : (pick - 1) % nsrc; };
@@ -91,8 +94,9 @@ rc::Gen<program> programs() {
       std::vector<op> ops;
       for (int i = 0; i < 4; ++i) {
         // Weights: skip 4, cancel 4, register 4, unregister 3, dispose 3, try_reset 1,
-        // is_cancellation_requested 2, cancellation_reason 1, pause 1.
-        const int k = *pick(0, 23);
+        // is_cancellation_requested 2, cancellation_reason 1, pause 1; with a timer also
+        // advance 2 and try_reset 2 more (the S18 race: reset vs a timer that started firing).
+        const int k = *pick(0, p.timer ? 27 : 23);
         const int source = source_of(*pick(0, 4));
         const int reg_pick = *pick(0, 8);
         op o;
@@ -115,9 +119,13 @@ rc::Gen<program> programs() {
           o.kind = op_kind::is_requested;
         } else if (k < 22) {
           o.kind = op_kind::reason;
-        } else {
+        } else if (k < 23) {
           o.kind = op_kind::pause;
           o.micros = *pick(1, 20);
+        } else if (k < 25) {
+          o.kind = op_kind::advance;
+        } else {
+          o.kind = op_kind::try_reset;
         }
         ops.push_back(o);
       }
@@ -168,6 +176,23 @@ struct reason_tag {
   int op_id;
 };
 
+// cancellation_reason() as a number: null_reason, the id of the cancel op whose very object it is
+// (S16: not a copy), deadline_reason, or -2/-3 for anything else.
+int reason_result(const std::exception_ptr& e, const std::vector<std::exception_ptr>& reasons) {
+  if (!e) return null_reason;
+  try {
+    std::rethrow_exception(e);
+  } catch (const reason_tag& tag) {
+    return reasons[static_cast<std::size_t>(tag.op_id)] == e ? tag.op_id : -2;
+  } catch (const cancelkit::deadline_exceeded&) {
+    return deadline_reason;
+  } catch (...) {
+    return -3;
+  }
+}
+
+constexpr std::chrono::milliseconds timer_delay{10};
+
 }  // namespace
 
 history execute(const program& p, int callback_spin_ns) {
@@ -176,10 +201,16 @@ history execute(const program& p, int callback_spin_ns) {
   rec.slots.resize(static_cast<std::size_t>(p.registrations()) * 2 + 4);
   rec.spin_ns = callback_spin_ns;
 
+  manual_timer_service timer;  // outlives the sources (timer_service.hpp)
   std::vector<std::optional<cancellation_source>> sources;
   std::vector<cancellation_token> tokens;
   for (int s = 0; s < p.roots; ++s) {
-    sources.emplace_back(cancellation_source());
+    if (s == 0 && p.timer) {
+      sources.emplace_back(cancellation_source(timer));
+      sources.back()->cancel_after(timer_delay);
+    } else {
+      sources.emplace_back(cancellation_source());
+    }
     tokens.push_back(sources.back()->token());
   }
   if (p.child_parents > 0) {
@@ -247,21 +278,12 @@ history execute(const program& p, int callback_spin_ns) {
           case op_kind::is_requested:
             r.result = tok.is_cancellation_requested() ? 1 : 0;
             break;
-          case op_kind::reason: {
-            const std::exception_ptr e = tok.cancellation_reason();
-            r.result = null_reason;
-            if (e) {
-              try {
-                std::rethrow_exception(e);
-              } catch (const reason_tag& tag) {
-                // The very object passed to cancel(), not a copy (S16).
-                r.result = reasons[static_cast<std::size_t>(tag.op_id)] == e ? tag.op_id : -2;
-              } catch (...) {
-                r.result = -3;
-              }
-            }
+          case op_kind::reason:
+            r.result = reason_result(tok.cancellation_reason(), reasons);
             break;
-          }
+          case op_kind::advance:
+            timer.advance(timer_delay);
+            break;
           case op_kind::pause:
             spin_for(std::chrono::microseconds(o.micros));
             break;
@@ -274,6 +296,9 @@ history execute(const program& p, int callback_spin_ns) {
   while (ready.load() < static_cast<int>(p.threads.size())) std::this_thread::yield();
   go.store(true, std::memory_order_release);
   for (std::thread& t : threads) t.join();
+  for (const cancellation_token& tok : tokens)
+    h.end.push_back(
+        {tok.is_cancellation_requested(), reason_result(tok.cancellation_reason(), reasons)});
 
   const std::size_t n = std::min(rec.used.load(), rec.slots.size());
   h.callbacks.assign(rec.slots.begin(), rec.slots.begin() + static_cast<std::ptrdiff_t>(n));
@@ -282,6 +307,13 @@ history execute(const program& p, int callback_spin_ns) {
 }
 
 // ---- printing --------------------------------------------------------------------------------
+
+std::string show_reason(int reason) {
+  if (reason == null_reason) return "null";
+  if (reason == deadline_reason) return "deadline_exceeded";
+  if (reason >= 0) return "reason of op #" + std::to_string(reason);
+  return reason == -2 ? "a copy of a reason object" : "an unknown exception_ptr";
+}
 
 std::string show(const program& p, const history& h) {
   struct line {
@@ -302,9 +334,7 @@ std::string show(const program& p, const history& h) {
         result = r.result ? " -> true" : " -> false";
         break;
       case op_kind::reason:
-        result = r.result == null_reason ? " -> null"
-                 : r.result >= 0         ? " -> reason of op #" + std::to_string(r.result)
-                                         : " -> an unknown exception_ptr";
+        result = " -> " + show_reason(r.result);
         break;
       default:
         break;
@@ -321,6 +351,11 @@ std::string show(const program& p, const history& h) {
   std::ostringstream os;
   const std::uint64_t base = lines.empty() ? 0 : lines.front().at;
   for (const line& l : lines) os << "  [" << (l.at - base) << "] " << l.text << "\n";
+  os << "after the join:";
+  for (std::size_t s = 0; s < h.end.size(); ++s)
+    os << "  S" << s << (h.end[s].requested ? " cancelled (" + show_reason(h.end[s].reason) + ");"
+                                             : " not cancelled;");
+  os << "\n";
   return os.str();
 }
 

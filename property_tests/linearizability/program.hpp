@@ -2,8 +2,10 @@
 // the histories their runs leave.
 //
 // A program: 1–2 sources S0, S1 (cancellation_source()), maybe a child linked below S0 (and S1),
-// a few callbacks registered before the threads start (R0..), then 2–3 threads of up to 4
-// operations each. Registrations made by a thread's register() get the next ids and may be
+// maybe a timer on S0 (cancel_after(10 ms) on a manual_timer_service that advance() moves by
+// 10 ms, so the first advance fires it unless try_reset or a cancel came first), a few
+// callbacks registered before the threads start (R0..), then 2–3 threads of up to 4 operations
+// each. Registrations made by a thread's register() get the next ids and may be
 // unregistered/disposed later by the same thread; the pre-registered ones by any thread (S11).
 // Every callback records when it started and ended and on which thread, and spins a little so
 // that disposers and cancellers overlap with it.
@@ -25,7 +27,9 @@ enum class op_kind : std::uint8_t {
   dispose,       // registration
   try_reset,     // source -> bool
   is_requested,  // source -> bool
-  reason,        // source -> cancellation_reason(): null or the reason object of a cancel op
+  reason,        // source -> cancellation_reason(): null, the reason object of a cancel op, or a
+                 // deadline_exceeded
+  advance,       // the program's manual_timer_service moves 10 ms: fires S0's timer if armed
   pause,         // spins `micros` microseconds (not an operation of the library)
 };
 
@@ -40,6 +44,7 @@ struct op {
 struct program {
   int roots = 1;          // S0 .. S<roots-1>
   int child_parents = 0;  // 0: no child; n: S<roots> = linked({S0, .., S<n-1>})
+  bool timer = false;     // S0 made on a manual_timer_service, cancel_after(10 ms) armed
   std::vector<int> pre;   // the source of each pre-registered callback R0..
   std::vector<std::vector<op>> threads;
 
@@ -56,6 +61,7 @@ rc::Gen<program> programs();
 // ---- histories -------------------------------------------------------------------------------
 
 inline constexpr int null_reason = -1;
+inline constexpr int deadline_reason = -4;  // a deadline_exceeded (S16, S17)
 
 struct op_record {
   int thread = 0;
@@ -63,7 +69,15 @@ struct op_record {
   int id = 0;     // global operation number (thread-major): names the reason object of a cancel
   std::uint64_t call = 0;
   std::uint64_t ret = 0;
-  int result = 0;  // bool, or a reason (id of the cancel op whose object it is, null_reason)
+  int result = 0;  // bool, or a reason (id of the cancel op whose object it is, null_reason,
+                   // deadline_reason; -2: a copy of a cancel op's object, -3: another exception)
+};
+
+// What each source shows once every thread has joined: is_cancellation_requested() and
+// cancellation_reason() (as in op_record::result).
+struct final_state {
+  bool requested = false;
+  int reason = null_reason;
 };
 
 struct callback_record {
@@ -76,6 +90,7 @@ struct callback_record {
 struct history {
   std::vector<op_record> ops;            // thread-major, in program order
   std::vector<callback_record> callbacks;
+  std::vector<final_state> end;  // per source, after the join
 };
 
 // Runs `p` once: builds the sources and pre-registrations, starts the threads together behind a
@@ -83,5 +98,6 @@ struct history {
 history execute(const program& p, int callback_spin_ns);
 
 std::string show(const program& p, const history& h);
+std::string show_reason(int reason);  // an op_record::result of a cancellation_reason() op
 
 }  // namespace cklin

@@ -559,10 +559,25 @@ std::string world::advance(timers svc, std::int64_t ns) {
 
 bool world::reset(int s) {
   source& x = sources[static_cast<std::size_t>(s)];
-  if (x.requested || x.orphaned) return false;
+  if (x.requested || x.orphaned || x.firing != none) return false;
   for (int r : x.callbacks) regs[static_cast<std::size_t>(r)].status = reg_status::dropped;
   x.callbacks.clear();
   return true;
+}
+
+bool world::start_firing(int s) {
+  source& x = sources[static_cast<std::size_t>(s)];
+  if (!x.armed) return false;
+  x.armed = false;
+  x.firing = thread;
+  return true;
+}
+
+bool world::finish_firing(int s) {
+  source& x = sources[static_cast<std::size_t>(s)];
+  if (x.firing != thread) return false;
+  x.firing = none;
+  return request(s, new_deadline());
 }
 
 std::string world::try_reset(int h) {

@@ -94,6 +94,10 @@ struct source {
   std::vector<int> std_children;  // sources linked to a std::stop_token of this source
   std::vector<int> callbacks;     // registration ids; back() runs next (LIFO, S5)
   bool armed = false;             // S17
+  // The thread whose timer service took the armed timer off and has not cancelled the source
+  // yet (none: no timer is firing). Only the concurrent checker sees this state (it splits a
+  // firing in two steps); try_reset fails in it (S18).
+  int firing = none;
   std::int64_t deadline = 0;      // manual services: ns since the service's epoch
   std::uint64_t sequence = 0;     // arming order, for ties
 };
@@ -193,8 +197,15 @@ class world {
   reg_status attach(int reg);
   // S8: true iff `reg` was linked; it is removed.
   bool remove(int reg);
-  // S18 without the timer part.
+  // S18 without the timer part: false if the source is cancelled (or cannot be) or its timer
+  // has started firing; else drops every registration.
   bool reset(int s);
+  // A timer firing, as two atomic steps of the concurrent checker (S17, S18), both performed by
+  // `thread`: the service takes an armed timer off (true iff it was armed), then cancels with a
+  // new deadline_exceeded (true iff this thread's timer was firing and the request set
+  // REQUESTED). The sequential commands fire in one step (advance).
+  bool start_firing(int s);
+  bool finish_firing(int s);
 
   void emit(std::string line);
   int choose(int n);

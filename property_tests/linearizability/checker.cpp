@@ -94,13 +94,10 @@ bool apply(ckmodel::world& w, const lin_op& o) {
     case op_kind::dispose:
       w.remove(p.reg);
       return true;
-    case op_kind::try_reset: {  // S18: fails once the timer started firing; disarms it
-      const bool reset = w.reset(p.source);
-      if (reset) w.sources[static_cast<std::size_t>(p.source)].armed = false;
-      return reset == (result != 0);
-    }
+    case op_kind::try_reset:  // S18
+      return w.reset(p.source) == (result != 0);
     case op_kind::advance:  // S17: the first half of a firing: the timer, if armed, is taken off
-      w.start_firing(0);
+      w.start_firing(timed_source);
       return true;
     case op_kind::is_requested:
       return w.sources[static_cast<std::size_t>(p.source)].requested == (result != 0);
@@ -122,7 +119,6 @@ bool complete(const ckmodel::world& w, const std::vector<final_state>& end) {
     const ckmodel::source& s = w.sources[i];
     if (s.requested && !s.callbacks.empty()) return false;
     if (s.firing != none) return false;
-    if (i >= end.size()) continue;
     const int reason = s.requested ? reason_tag(s.why) : null_reason;
     if (s.requested != end[i].requested || reason != end[i].reason) return false;
   }
@@ -204,7 +200,7 @@ verdict check(const program& p, const history& h) {
     w.new_source(ckmodel::timers::system);
     w.token(s);
   }
-  if (p.timer) w.sources[0].armed = true;  // S0.cancel_after(10ms), due at the first advance
+  if (p.timer) w.sources[timed_source].armed = true;  // cancel_after(10ms): the first advance
   if (p.child_parents > 0) {
     std::vector<int> parents;
     for (int s = 0; s < p.child_parents; ++s) parents.push_back(s);
@@ -246,7 +242,7 @@ verdict check(const program& p, const history& h) {
       f.thread = r.thread;
       f.lo = r.call;
       f.hi = r.ret;
-      f.source = 0;
+      f.source = timed_source;
       ops.push_back(f);
       if (p.child_parents > 0) {
         lin_op c = f;

@@ -47,7 +47,7 @@ std::string show(const program& p) {
     for (int s = 0; s < p.child_parents; ++s) os << (s ? ", S" : "S") << s;
     os << ")";
   }
-  if (p.timer) os << "; S0.cancel_after(10ms) on a manual timer";
+  if (p.timer) os << "; S" << timed_source << ".cancel_after(10ms) on a manual timer";
   os << "\nregistered before the start:";
   if (p.pre.empty()) os << " none";
   for (std::size_t i = 0; i < p.pre.size(); ++i) os << " R" << i << " on S" << p.pre[i] << ";";
@@ -176,18 +176,17 @@ struct reason_tag {
   int op_id;
 };
 
-// cancellation_reason() as a number: null_reason, the id of the cancel op whose very object it is
-// (S16: not a copy), deadline_reason, or -2/-3 for anything else.
+// cancellation_reason() as an op_record::result (program.hpp).
 int reason_result(const std::exception_ptr& e, const std::vector<std::exception_ptr>& reasons) {
   if (!e) return null_reason;
   try {
     std::rethrow_exception(e);
   } catch (const reason_tag& tag) {
-    return reasons[static_cast<std::size_t>(tag.op_id)] == e ? tag.op_id : -2;
+    return reasons[static_cast<std::size_t>(tag.op_id)] == e ? tag.op_id : copied_reason;
   } catch (const cancelkit::deadline_exceeded&) {
     return deadline_reason;
   } catch (...) {
-    return -3;
+    return unknown_reason;
   }
 }
 
@@ -205,7 +204,7 @@ history execute(const program& p, int callback_spin_ns) {
   std::vector<std::optional<cancellation_source>> sources;
   std::vector<cancellation_token> tokens;
   for (int s = 0; s < p.roots; ++s) {
-    if (s == 0 && p.timer) {
+    if (s == timed_source && p.timer) {
       sources.emplace_back(cancellation_source(timer));
       sources.back()->cancel_after(timer_delay);
     } else {
@@ -312,7 +311,7 @@ std::string show_reason(int reason) {
   if (reason == null_reason) return "null";
   if (reason == deadline_reason) return "deadline_exceeded";
   if (reason >= 0) return "reason of op #" + std::to_string(reason);
-  return reason == -2 ? "a copy of a reason object" : "an unknown exception_ptr";
+  return reason == copied_reason ? "a copy of a reason object" : "an unknown exception_ptr";
 }
 
 std::string show(const program& p, const history& h) {

@@ -60,7 +60,13 @@ rc::Gen<program> programs();
 
 // ---- histories -------------------------------------------------------------------------------
 
+// The source that carries the program's timer, when it has one.
+inline constexpr int timed_source = 0;
+
+// cancellation_reason() results besides the id of the cancel op whose object it is.
 inline constexpr int null_reason = -1;
+inline constexpr int copied_reason = -2;    // a copy of a cancel op's object, not the object (S16)
+inline constexpr int unknown_reason = -3;   // some other exception
 inline constexpr int deadline_reason = -4;  // a deadline_exceeded (S16, S17)
 
 struct op_record {
@@ -69,12 +75,11 @@ struct op_record {
   int id = 0;     // global operation number (thread-major): names the reason object of a cancel
   std::uint64_t call = 0;
   std::uint64_t ret = 0;
-  int result = 0;  // bool, or a reason (id of the cancel op whose object it is, null_reason,
-                   // deadline_reason; -2: a copy of a cancel op's object, -3: another exception)
+  int result = 0;  // bool, or a reason: a cancel op's id, or one of the *_reason values above
 };
 
 // What each source shows once every thread has joined: is_cancellation_requested() and
-// cancellation_reason() (as in op_record::result).
+// cancellation_reason() (as in op_record::result). One per source of the program.
 struct final_state {
   bool requested = false;
   int reason = null_reason;

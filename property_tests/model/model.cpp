@@ -562,29 +562,27 @@ bool world::reset(int s) {
   if (x.requested || x.orphaned || x.firing != none) return false;
   for (int r : x.callbacks) regs[static_cast<std::size_t>(r)].status = reg_status::dropped;
   x.callbacks.clear();
+  disarm(s);
   return true;
 }
 
-bool world::start_firing(int s) {
+void world::start_firing(int s) {
   source& x = sources[static_cast<std::size_t>(s)];
-  if (!x.armed) return false;
+  if (!x.armed) return;
   x.armed = false;
   x.firing = thread;
-  return true;
 }
 
-bool world::finish_firing(int s) {
+void world::finish_firing(int s) {
   source& x = sources[static_cast<std::size_t>(s)];
-  if (x.firing != thread) return false;
+  if (x.firing != thread) return;
   x.firing = none;
-  return request(s, new_deadline());
+  request(s, new_deadline());
 }
 
 std::string world::try_reset(int h) {
   const int s = handles[static_cast<std::size_t>(h)].src;
-  if (s == none || !reset(s)) return "false";
-  disarm(s);  // S18
-  return "true";
+  return s != none && reset(s) ? "true" : "false";
 }
 
 // ---- observation -----------------------------------------------------------------------------

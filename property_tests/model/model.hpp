@@ -197,15 +197,14 @@ class world {
   reg_status attach(int reg);
   // S8: true iff `reg` was linked; it is removed.
   bool remove(int reg);
-  // S18 without the timer part: false if the source is cancelled (or cannot be) or its timer
-  // has started firing; else drops every registration.
+  // S18: false if the source is cancelled (or cannot be) or its timer has started firing; else
+  // drops every registration, disarms the timer and returns true.
   bool reset(int s);
   // A timer firing, as two atomic steps of the concurrent checker (S17, S18), both performed by
-  // `thread`: the service takes an armed timer off (true iff it was armed), then cancels with a
-  // new deadline_exceeded (true iff this thread's timer was firing and the request set
-  // REQUESTED). The sequential commands fire in one step (advance).
-  bool start_firing(int s);
-  bool finish_firing(int s);
+  // `thread`: the service takes the timer off if it is armed, then, if this thread took it off,
+  // cancels with a new deadline_exceeded. The sequential commands fire in one step (advance).
+  void start_firing(int s);
+  void finish_firing(int s);
 
   void emit(std::string line);
   int choose(int n);

@@ -52,11 +52,12 @@ class source_extension final : public state_extension {
   // Links the owner below `parent` (which must have stop_possible()). Throws std::bad_alloc.
   void attach_std_parent(const std::stop_token& parent);
 
-  // Timer bookkeeping, written under service().mutex (see timer_access). `armed` is also read
-  // without the mutex, as a pre-check in disarm/forget: it is only set by arm(), which needs a
-  // source handle, so a state that is being destroyed or was just cancelled can trust a false
-  // reading — and then never touches the service (which may already be gone in tests that
-  // destroy a manual_timer_service before the last token).
+  // Timer bookkeeping, written under service().mutex ([T1]..[T4] in timer_service.cpp). `armed`
+  // is also read without the mutex, as a pre-check in disarm/forget: it is only set by arm(),
+  // which needs a source handle, so a state that was just cancelled can trust a false reading,
+  // and a state that is being destroyed can trust an acquire reading of false [T2]; either then
+  // never touches the service (which may already be gone in tests that destroy a
+  // manual_timer_service before the last token).
   std::atomic<bool> armed{false};
   bool firing = false;
   timer_service::clock::time_point deadline{};
@@ -86,8 +87,12 @@ struct timer_access {
   // S18: fails if the timer is firing or the source is cancelled; else disarms and drops every
   // registration.
   static bool reset(source_extension& e) noexcept;
-  // At the owner's destruction: removes the entry, touching no count.
+  // At the owner's destruction: removes the entry, touching no count; returns only once no
+  // timer can touch `e` any more [T2].
   static void forget(source_extension& e) noexcept;
+  // Cancels the source of a due timer that run_due() took off the service with a reference
+  // [T2]; then clears `firing` [T3], releases the timer's canceller [T4] and the reference.
+  static void fire(source_extension& e) noexcept;
   // Passes callback exceptions to the error handler, or calls std::terminate (S15).
   static void report(timer_service& service, dispatch_outcome&& outcome) noexcept;
 };

@@ -1,20 +1,39 @@
-// timer_service, manual_timer_service and system_timer_service().
+// timer_service and manual_timer_service (system_timer_service() is in system_timer_service.cpp).
 //
 // Each service keeps its armed timers in one ordered map keyed by (deadline, arming sequence),
 // guarded by one mutex. A firing timer is removed from the map and marked `firing` under that
 // mutex, then cancels its source outside it; try_reset() fails while `firing` is set (S18), which
 // closes the window where a reset could slip between "timer fired" and "source cancelled".
 // The mutex is taken before any state lock, never after ([I12] in detail/state.hpp).
+//
+// ---------------------------------------------------------------------------------------------
+// Timer protocol invariants (cited as [T1]..[T4]). The timer is a party that holds no reference
+// on its source ([I15] in detail/state.hpp): these say why it never touches freed memory.
+//
+// [T1] A source_extension's `deadline`, `sequence` and `firing` are read and written only under
+//      its service's mutex; `armed` is written only under it. The entry is in the map iff
+//      `armed` is true.
+// [T2] While `armed` is true the entry and its state are valid memory: the state's destructor
+//      runs forget(), which takes the mutex whenever it reads `armed == true`, and so waits for
+//      a run_due that is handling the entry. run_due takes its reference (try_add_ref) BEFORE
+//      it clears `armed`, with a release store that is its last access to a dying entry;
+//      forget() reads `armed` with acquire, so a `false` from run_due orders every access of
+//      the timer before the free. (Clearing `armed` first and trusting a relaxed `false` was a
+//      use-after-free: issue 16, defect 1.)
+// [T3] `firing` is true from the moment run_due took its reference until the cancellation it
+//      started has returned (timer_access::fire). try_reset() fails while it is set (S18).
+// [T4] An armed timer is one canceller of its source [I10]. Exactly one party releases it: the
+//      disarm or reset that clears `armed`, or fire() after the cancellation. forget() and a
+//      failed try_add_ref release nothing: the state is being destroyed.
+// ---------------------------------------------------------------------------------------------
 #include <cancelkit/timer_service.hpp>
 
 #include <cancelkit/exceptions.hpp>
 
 #include "source_extension.hpp"
 
-#include <condition_variable>
 #include <map>
 #include <stdexcept>
-#include <thread>
 #include <utility>
 
 namespace cancelkit {
@@ -47,25 +66,17 @@ timer_service::clock::time_point timer_service::run_due(clock::time_point now) {
     if (first->first.first > now) return first->first.first;
     source_extension* e = first->second;
     impl_->timers.erase(first);
-    e->armed.store(false, std::memory_order_relaxed);  // relaxed: see source_extension
-    state* s = e->owner();
-    if (!s->try_add_ref()) continue;  // being destroyed: nobody can observe it (S17)
-    e->firing = true;
+    // [T2]: `e` and its state stay valid while `armed` is set, since forget() waits for this
+    // mutex then; so the reference is taken before `armed` is cleared.
+    const bool alive = e->owner()->try_add_ref();
+    if (alive) e->firing = true;  // [T3]
+    // release: [T2] for a dying source (try_add_ref failed): this store is the timer's last
+    // access to the entry and its state; forget() reads it with acquire, so everything above
+    // happens-before the free. For a live one the reference keeps both alive.
+    e->armed.store(false, std::memory_order_release);
+    if (!alive) continue;  // being destroyed: nobody can observe it (S17)
     lock.unlock();
-
-    std::exception_ptr reason;
-    try {
-      reason = std::make_exception_ptr(deadline_exceeded());
-    } catch (...) {
-      reason = std::current_exception();  // out of memory: the bad_alloc is the reason
-    }
-    detail::cancel_in_background(s, reason, *this);
-
-    lock.lock();
-    e->firing = false;
-    lock.unlock();
-    s->release_canceller();  // the timer was one of its cancellers [I10]
-    state::release(s);
+    detail::timer_access::fire(*e);
   }
 }
 
@@ -124,14 +135,33 @@ bool timer_access::reset(source_extension& e) noexcept {
 }
 
 void timer_access::forget(source_extension& e) noexcept {
-  // relaxed: the owner is being destroyed, so no arm() can run; a timer that fired and let go
-  // of its reference happens-before this destruction (reference drops are release/acquire).
-  if (!e.armed.load(std::memory_order_relaxed)) return;
+  // acquire: [T2]. False is final here (the owner is being destroyed, so no arm() can run) and
+  // was written by a disarm under the mutex, ordered before this destruction by the reference
+  // drops, or by run_due as its last access to the entry, ordered by this acquire. True: the
+  // entry is still in the map, or run_due holds the mutex and is not done with it.
+  if (!e.armed.load(std::memory_order_acquire)) return;
   std::lock_guard<std::mutex> lock(e.service().impl_->mutex);
-  if (e.armed.load(std::memory_order_relaxed)) {
+  if (e.armed.load(std::memory_order_relaxed)) {  // relaxed: written under this mutex
     e.service().impl_->timers.erase({e.deadline, e.sequence});
     e.armed.store(false, std::memory_order_relaxed);
   }
+}
+
+void timer_access::fire(source_extension& e) noexcept {
+  state* s = e.owner();  // run_due took a reference for us [T2]
+  std::exception_ptr reason;
+  try {
+    reason = std::make_exception_ptr(deadline_exceeded());
+  } catch (...) {
+    reason = std::current_exception();  // out of memory: the bad_alloc is the reason
+  }
+  cancel_in_background(s, reason, e.service());
+  {
+    std::lock_guard<std::mutex> lock(e.service().impl_->mutex);
+    e.firing = false;  // [T3]
+  }
+  s->release_canceller();  // the timer was one of its cancellers [I10] [T4]
+  state::release(s);
 }
 
 void timer_access::report(timer_service& service, dispatch_outcome&& outcome) noexcept {
@@ -165,98 +195,12 @@ void manual_timer_service::advance(std::chrono::nanoseconds by) {
   clock::time_point now;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    now_ += by;
+    // Saturates at time_point::max(): `now_ += by` could overflow (signed, undefined), wrap to
+    // the far past and leave every armed timer unfired (issue 16, defect 8).
+    now_ = by > clock::time_point::max() - now_ ? clock::time_point::max() : now_ + by;
     now = now_;
   }
   run_due(now);
 }
-
-// ---- system_timer_service ---------------------------------------------------------------------
-
-namespace {
-
-// One background thread, started by the first armed timer. It sleeps until the earliest
-// deadline or until timers_changed() bumps `generation_`, which closes the window between
-// reading the next deadline and going to sleep.
-class system_timer final : public timer_service {
- public:
-  clock::time_point now() const override { return clock::now(); }
-
-  void stop() noexcept {
-    std::thread worker;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stopping_ = true;
-      worker = std::move(thread_);
-    }
-    wake_.notify_all();
-    if (!worker.joinable()) return;
-    if (worker.get_id() == std::this_thread::get_id()) {
-      worker.detach();  // exit() called from a timer callback: cannot join ourselves
-    } else {
-      worker.join();
-    }
-  }
-
- private:
-  void timers_changed() noexcept override {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (stopping_) return;
-      ++generation_;
-      if (!thread_.joinable()) {
-        try {
-          thread_ = std::thread([this] { loop(); });
-        } catch (...) {
-          return;  // no thread can be started: timers stay armed and fire once one can be
-        }
-        register_shutdown();
-      }
-    }
-    wake_.notify_one();
-  }
-
-  void loop() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    while (!stopping_) {
-      const std::uint64_t seen = generation_;
-      lock.unlock();
-      const clock::time_point next = run_due(clock::now());
-      lock.lock();
-      if (stopping_ || generation_ != seen) continue;
-      if (next == clock::time_point::max()) {
-        wake_.wait(lock);
-      } else {
-        wake_.wait_until(lock, next);
-      }
-    }
-  }
-
-  static void register_shutdown();
-
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::thread thread_;            // guarded by mutex_
-  std::uint64_t generation_ = 0;  // guarded by mutex_
-  bool stopping_ = false;         // guarded by mutex_
-};
-
-system_timer& system_timer_instance() {
-  // Never destroyed: sources may disarm their timers during static destruction. Only the thread
-  // is stopped at exit (register_shutdown).
-  static system_timer* const instance = new system_timer();
-  return *instance;
-}
-
-void system_timer::register_shutdown() {
-  struct shutdown_at_exit {
-    ~shutdown_at_exit() { system_timer_instance().stop(); }
-  };
-  static shutdown_at_exit guard;
-}
-
-}  // namespace
-
-timer_service& system_timer_service() { return system_timer_instance(); }
 
 }  // namespace cancelkit

@@ -70,9 +70,10 @@ class manual_timer_service : public timer_service {
 
   clock::time_point now() const override;
 
-  // Moves now() forward by exactly `by`, then runs every timer now due, on the calling thread, in
-  // deadline order (ties: arming order). Throws std::invalid_argument for a negative `by`,
-  // leaving now() unchanged.
+  // Moves now() forward by exactly `by`, saturating at time_point::max() (a later advance leaves
+  // it there; every armed timer is then due), then runs every timer now due, on the calling
+  // thread, in deadline order (ties: arming order). Throws std::invalid_argument for a negative
+  // `by`, leaving now() unchanged.
   void advance(std::chrono::nanoseconds by);
 
  private:

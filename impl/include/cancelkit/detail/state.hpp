@@ -8,7 +8,7 @@
 // (stress/model_check) compiles this same file against Relacy through `detail/sync.hpp`.
 //
 // ---------------------------------------------------------------------------------------------
-// Shared-state invariants (cited in the code as [I1]..[I14])
+// Shared-state invariants (cited in the code as [I1]..[I15])
 //
 // [I1]  `word` holds four flags: LOCKED, REQUESTED, ORPHANED, WAITERS. While LOCKED is set, only
 //       the lock holder changes `word`; so unlocking is a plain release store of the holder's
@@ -53,6 +53,15 @@
 //       thread that publishes REQUESTED under the lock either sees the extension (and calls
 //       on_requested) or the installer, taking the lock after it, sees REQUESTED and handles the
 //       cancelled state itself (to_stop_token re-checks; a timer armed late fires into a no-op).
+// [I15] Parties that hold no reference — the armed timer and the std::stop_token parent's
+//       trigger — exist only through the extension, and take a reference with try_add_ref(),
+//       which can lift `refs` from 1 to 2 at any moment. So a state may be freed without a
+//       read-modify-write of `refs` (try_destroy_sole_owner) only if it has no extension, read
+//       AFTER the acquire load that found `refs == 1`: every other owner installed any extension
+//       before it dropped its reference, and that drop is what the acquire load read (or
+//       continued the release sequence of), so the extension is visible to the later load. Read
+//       before that load, a null `ext` may be stale (issue 16, defect 2: a timer armed by another
+//       handle then revives freed memory). The order is refs, then ext, then word.
 // ---------------------------------------------------------------------------------------------
 #pragma once
 
@@ -185,11 +194,13 @@ class state {
   // otherwise.
   bool try_destroy_sole_owner() noexcept {
     if (link_count_ != 0) return false;
-    // acquire: pairs with the install_extension release; a non-null extension needs the full path.
-    if (ext_.load(sync::acquire) != nullptr) return false;
     // acquire: the other owners' last uses happen-before the free (their decrements were
     // release, and the one that left 1 was acq_rel under the lock [I8]).
     if (refs_.load(sync::acquire) != 1) return false;
+    // acquire: pairs with the install_extension release; a non-null extension needs the full
+    // path. Only after the refs load [I15]: an extension installed by an owner that has let go
+    // is visible now, and with it a timer or std parent that may try_add_ref() at any time.
+    if (ext_.load(sync::acquire) != nullptr) return false;
     // acquire: the owner that left refs at 1 did so under the lock [I8], and its unlock() is its
     // last access to the state. Reading the word after that decrement (ordered by the acquire
     // above) sees its lock or a later value; LOCKED clear means its unlock, so every access it made

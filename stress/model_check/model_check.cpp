@@ -605,6 +605,72 @@ struct last_owner_frees : rl::test_suite<last_owner_frees, 3> {
   void after() { RL_ASSERT(freed($).load(rl::mo_relaxed) == 1); }
 };
 
+// =============================================================================================
+// 13. a sole owner frees the state while another handle installed the extension ([I15]; issue
+//     16, defect 2): thread 1, a second source handle, installs an extension, arms a timer
+//     through it (the timer counts as a canceller [I10]) and drops its handle; then it plays
+//     that timer, which holds no reference and revives the state with try_add_ref() to fire it
+//     (the timer's own thread, in the library; one thread here keeps the schedules few, and the
+//     timer learns of the entry no earlier than that). Thread 0 drops the first source handle,
+//     which may take the sole-owner free. That shortcut is only sound if it sees the extension:
+//     reading `ext` before the acquire load of `refs` (the old order) lets thread 0 free the
+//     state under the firing timer (ACCESS TO FREED MEMORY) or skip the extension's destructor
+//     (MEMORY LEAK). The stand-in's destructor waits until the timer is done with the state, as
+//     forget() does [T2].
+// =============================================================================================
+struct sole_owner_vs_extension : rl::test_suite<sole_owner_vs_extension, 2> {
+  // The timer entry lives in the service, not in the state: 0 none, 1 armed, 2 taken by the
+  // firing timer, 3 the timer is done with the state. Stands in for the service's map and mutex.
+  enum : int { none, armed, firing, fired };
+  struct timer_stand_in final : cancelkit::detail::state_extension {
+    sole_owner_vs_extension* test;
+    explicit timer_stand_in(sole_owner_vs_extension* t) : test(t) {}
+    ~timer_stand_in() override {
+      // forget(): remove the entry, or wait until the timer that took it is done [T2].
+      int e = armed;
+      if (!test->entry($).compare_exchange_strong(e, none, rl::mo_acq_rel)) {
+        while (test->entry($).load(rl::mo_acquire) != fired) rl::yield(1, $);
+      }
+      test->freed($).fetch_add(1, rl::mo_relaxed);
+    }
+    void on_requested() noexcept override {}
+    void on_orphaned() noexcept override {}
+  };
+
+  state* s = nullptr;
+  rl::atomic<int> entry;
+  rl::atomic<int> freed;
+
+  void before() {
+    s = make_state(2, 0);  // the source handles of threads 0 and 1
+    entry($).store(none, rl::mo_relaxed);
+    freed($).store(0, rl::mo_relaxed);
+  }
+  void thread(unsigned i) {
+    if (i == 0) {
+      drop_source(s);  // may be the sole-owner free
+      return;
+    }
+    auto* ext = new timer_stand_in(this);
+    RL_ASSERT(s->install_extension(ext) == ext);
+    s->add_canceller();  // arm: the timer is a canceller [I10]
+    entry($).store(armed, rl::mo_release);
+    drop_source(s);
+    // The timer fires, if the entry is still there.
+    int e = armed;
+    if (!entry($).compare_exchange_strong(e, firing, rl::mo_acq_rel)) return;
+    if (s->try_add_ref()) {
+      static_cast<void>(cancel(s));
+      entry($).store(fired, rl::mo_release);
+      s->release_canceller();
+      drop_ref(s);
+    } else {
+      entry($).store(fired, rl::mo_release);
+    }
+  }
+  void after() { RL_ASSERT(freed($).load(rl::mo_relaxed) == 1); }
+};
+
 // ---- driver ---------------------------------------------------------------------------------
 
 struct test_entry {
@@ -630,6 +696,7 @@ const test_entry tests[] = {
     {"wait_vs_orphan", &run_test<wait_vs_orphan>},
     {"sole_owner_release", &run_test<sole_owner_release>},
     {"last_owner_frees", &run_test<last_owner_frees>},
+    {"sole_owner_vs_extension", &run_test<sole_owner_vs_extension>},
 };
 
 [[noreturn]] void usage(const char* msg) {

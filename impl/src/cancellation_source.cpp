@@ -27,7 +27,14 @@ void rethrow_callback_errors(detail::dispatch_outcome& out, bool throw_on_first)
 bool request_and_rethrow(state* s, const std::exception_ptr& reason, bool throw_on_first) {
   // S10 (a callback drops the last handle) needs no reference here: request() holds one on the
   // root while callbacks run, and `s` is not used after it returns.
-  detail::dispatch_outcome out = state::request(s, reason, throw_on_first);
+  detail::dispatch_outcome out;
+  {
+    // S20 also from a callback inside a std-triggered cancellation: sources std-linked below `s`
+    // are cancelled before we return, not queued on the enclosing drain ([B5] in
+    // source_extension.hpp).
+    detail::std_trigger_scope scope;
+    out = state::request(s, reason, throw_on_first);
+  }
   rethrow_callback_errors(out, throw_on_first);
   return out.requested;
 }

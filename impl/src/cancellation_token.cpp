@@ -6,6 +6,7 @@
 #include "source_extension.hpp"
 
 #include <stdexcept>
+#include <string>
 
 namespace cancelkit {
 
@@ -23,12 +24,19 @@ bool cancellation_token::wait_without_limit() const {
   return s_->wait(std::chrono::nanoseconds(-1)) == detail::wait_result::requested;
 }
 
+void cancellation_token::throw_nan_wait_time(const char* what) {
+  throw std::invalid_argument(std::string("cancelkit: ") + what);
+}
+
 std::stop_token cancellation_token::to_stop_token() const {
   if (s_ == nullptr || !s_->can_be_canceled()) return {};
   std::stop_source bridge = detail::extension_of(s_).bridge();
   // Requested already, or between bridge creation and now: on_requested() may have missed the
   // new bridge, so request it here too (request_stop is idempotent).
-  if (s_->is_requested()) bridge.request_stop();
+  if (s_->is_requested()) {
+    detail::std_trigger_scope scope;  // sources linked to it are cancelled before we return [B5]
+    bridge.request_stop();
+  }
   return bridge.get_token();
 }
 

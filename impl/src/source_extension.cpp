@@ -46,18 +46,69 @@ void source_extension::attach_std_parent(const std::stop_token& parent) {
   // The std parent counts as a canceller for as long as the source exists: a std::stop_token
   // cannot tell us when its last stop_source goes away.
   owner_->add_canceller();
-  // May run the trigger right here if the parent is already requested: born cancelled (S19).
-  std_parent_.emplace(parent, std_parent_trigger{owner_, &service_});
+  // May run the trigger right here if the parent is already requested: born cancelled (S19),
+  // also when linked() is called from a callback inside a drain [B5].
+  std_trigger_scope scope;
+  std_parent_.emplace(parent, std_parent_trigger{this});
+}
+
+// A drain's FIFO of queued extensions, intrusive through deferred_next_ [B1] [B3].
+struct std_drain_queue {
+  source_extension* head = nullptr;
+  source_extension** tail = &head;
+};
+
+namespace {
+
+// The queue of the drain this thread is running, or null: no drain, or one hidden by a
+// std_trigger_scope [B3] [B5]. A plain pointer: no dynamic initialisation, no destructor.
+thread_local std_drain_queue* active_drain = nullptr;
+
+}  // namespace
+
+std_trigger_scope::std_trigger_scope() noexcept : hidden_(active_drain) {
+  if (hidden_ != nullptr) active_drain = nullptr;  // the common case (no drain) writes nothing
+}
+
+std_trigger_scope::~std_trigger_scope() {
+  if (hidden_ != nullptr) active_drain = hidden_;
 }
 
 void std_parent_trigger::operator()() const noexcept {
-  if (!target->try_add_ref()) return;  // the source is being destroyed: nobody can observe it
-  cancel_in_background(target, nullptr, *service);
-  state::release(target);
+  if (!child->owner()->try_add_ref()) return;  // being destroyed: nobody can observe it
+  if (std_drain_queue* queue = active_drain) {
+    // A drain runs on this thread, further up the stack [B3]: queue the source with the
+    // reference just taken [B2]; the drain cancels it after the current one, at its own depth.
+    child->deferred_next_ = nullptr;  // [B1]: queued at most once, so the field is free
+    *queue->tail = child;
+    queue->tail = &child->deferred_next_;
+    return;
+  }
+  // The outermost trigger on this thread: become the drain [B3] and empty the queue before
+  // returning [B4]. Sources queued while one is cancelled are taken in FIFO order.
+  std_drain_queue queue;
+  active_drain = &queue;
+  source_extension* next = child;
+  while (next != nullptr) {
+    state* s = next->owner();
+    timer_service& service = next->service();
+    // S22: reason null. Not cancel_in_background: its scope would hide this drain, and the
+    // triggers this request fires would recurse instead of queueing [B5].
+    dispatch_outcome out = state::request(s, nullptr, /*throw_on_first=*/false);
+    if (out.first_error) timer_access::report(service, std::move(out));  // S15
+    state::release(s);  // [B2]; `next` may be gone now
+    next = queue.head;
+    if (next != nullptr) {
+      queue.head = next->deferred_next_;
+      if (queue.head == nullptr) queue.tail = &queue.head;
+    }
+  }
+  active_drain = nullptr;  // it was null on entry (else we would have queued)
 }
 
 void cancel_in_background(state* s, const std::exception_ptr& reason,
                           timer_service& service) noexcept {
+  std_trigger_scope scope;  // [B5]: e.g. a manual timer advanced from a callback inside a drain
   dispatch_outcome out = state::request(s, reason, /*throw_on_first=*/false);
   if (out.first_error) timer_access::report(service, std::move(out));
 }

@@ -5,6 +5,44 @@
 // Locking: timer fields are guarded by the owning timer_service's mutex, which is always taken
 // before any state lock, never after ([I12] in detail/state.hpp). The bridge has its own mutex,
 // never held while calling out (request_stop runs user callbacks).
+//
+// ---------------------------------------------------------------------------------------------
+// Std-triggered cancellation without recursion (S20, S22; issue 16, defect 6)
+//
+// A chain linked through std::stop_token (`linked(prev.token().to_stop_token())`, possibly with
+// foreign std::stop_sources in between) would otherwise recurse once per link: request(parent)
+// -> on_requested -> bridge.request_stop() -> child's std_parent_trigger -> request(child) -> ...
+// Instead, a trigger that fires while its thread is already running a std-triggered cancellation
+// (a *drain*) only queues its source, and the drain cancels the queued sources one after the
+// other, at constant stack depth. Invariants, cited as [B1]..[B5]:
+//
+// [B1] A std_parent_trigger runs at most once (std::stop_callback invokes it at most once) and an
+//      extension has at most one, so an extension is queued at most once in its life: one
+//      intrusive pointer (`deferred_next_`) is all the storage a queue needs. Nothing allocates,
+//      and a drain's queue never holds more than one entry per std-linked source.
+// [B2] A queued extension carries one reference to its owner, taken by the trigger's
+//      try_add_ref() and dropped by the drain after cancelling it. So the owner and its extension
+//      stay alive while queued, even if every handle is dropped meanwhile (S10), and the
+//      extension's destructor (which deregisters the trigger) cannot run before the drain is done
+//      with it.
+// [B3] A queue lives in the frame of the trigger that drains it, and only that thread's
+//      `active_drain` (thread_local) points to it, from before the first cancel until after the
+//      queue is empty. Queue and `deferred_next_` of queued extensions are touched by that thread
+//      only: no atomics needed.
+// [B4] The drain empties its queue before its trigger returns: so the request_stop() that fired
+//      the outermost trigger, and the cancel() that called it, return only once every source
+//      linked below (transitively, through std or native links) is cancelled and its callbacks
+//      have run (S20).
+// [B5] Only the drain's own requests defer. Every entry point that starts a cancellation for a
+//      caller that expects it complete on return -- cancel(), cancel_after(<= 0), a timer firing,
+//      the born-cancelled check of linked(std::stop_token), to_stop_token() -- runs inside a
+//      std_trigger_scope, which hides the enclosing drain: a trigger fired in there drains its own
+//      queue before that call returns, even when the call is made from a callback inside a drain
+//      (recursion then follows the nesting of user calls, as with native links, not the chain).
+//      What still defers is a std::stop_source::request_stop() that user code calls inside a
+//      drain: the sources linked to it are cancelled before the outermost cancellation returns,
+//      but after that request_stop() returns.
+// ---------------------------------------------------------------------------------------------
 #pragma once
 
 #include <cancelkit/detail/state.hpp>
@@ -20,17 +58,34 @@
 
 namespace cancelkit::detail {
 
-// Cancels `s` on behalf of a timer or a std::stop_token parent (not a user call): all callbacks
-// run; exceptions go to `service`'s error handler, or std::terminate without one (S15).
+// Cancels `s` on behalf of a timer (not a user call): all callbacks run; exceptions go to
+// `service`'s error handler, or std::terminate without one (S15). Every source linked below `s`
+// is cancelled before it returns [B5].
 void cancel_in_background(state* s, const std::exception_ptr& reason,
                           timer_service& service) noexcept;
 
-// Fires the linked source when the std::stop_token parent is requested (S22). Holds no
-// reference: it runs only while the state exists, since the state's destructor destroys it.
+class source_extension;
+struct std_drain_queue;  // a drain's queue (source_extension.cpp)
+
+// Fires the linked source (reason null) when the std::stop_token parent is requested (S22): at
+// once, or queued on this thread's running drain [B1]..[B5]. Holds no reference: it runs only
+// while the extension exists, since the extension's destructor deregisters it.
 struct std_parent_trigger {
-  state* target;
-  timer_service* service;
+  source_extension* child;
   void operator()() const noexcept;
+};
+
+// Hides this thread's running drain, if any, for the scope's lifetime [B5]: std triggers fired
+// inside it cancel their sources (and drain what those queue) before the scope ends.
+class std_trigger_scope {
+ public:
+  std_trigger_scope() noexcept;
+  ~std_trigger_scope();
+  std_trigger_scope(const std_trigger_scope&) = delete;
+  std_trigger_scope& operator=(const std_trigger_scope&) = delete;
+
+ private:
+  std_drain_queue* hidden_;  // the drain queue hidden by this scope, or null
 };
 
 class source_extension final : public state_extension {
@@ -72,6 +127,10 @@ class source_extension final : public state_extension {
   bool orphaned_ = false;                   // guarded by bridge_mutex_
 
   std::optional<std::stop_callback<std_parent_trigger>> std_parent_;  // set once, at creation
+
+  // Next entry on the drain queue of the thread that queued this extension [B1] [B3].
+  source_extension* deferred_next_ = nullptr;
+  friend struct std_parent_trigger;
 };
 
 // The extension of `s`, installed on first use. Throws std::bad_alloc.
@@ -95,6 +154,10 @@ struct timer_access {
   static void fire(source_extension& e) noexcept;
   // Passes callback exceptions to the error handler, or calls std::terminate (S15).
   static void report(timer_service& service, dispatch_outcome&& outcome) noexcept;
+  // The service's own mutex (the map, the error handler), for fork handling only. Nothing holds
+  // it while taking another service lock, so system_timer_service's fork handler may take it
+  // after its own mutex.
+  static std::mutex& mutex_of(timer_service& service) noexcept;
 };
 
 }  // namespace cancelkit::detail

@@ -22,6 +22,14 @@
 //      use-after-free: issue 16, defect 1.)
 // [T3] `firing` is true from the moment run_due took its reference until the cancellation it
 //      started has returned (timer_access::fire). try_reset() fails while it is set (S18).
+//      run_due passes the entry to hand_off(), which may queue it for another thread
+//      (system_timer_service's workers): a handed-off entry keeps the reference run_due took
+//      and `firing` stays set until timer_access::fire returns, however long it waits in the
+//      queue, so [T2] needs nothing more (a referenced state is not destroyed) and the
+//      entry cannot be reset in between. An entry re-armed while it waits or fires may be
+//      handed off again and fired concurrently: each firing holds its own reference and
+//      canceller; the first fire() to clear `firing` has seen its cancellation return, so the
+//      source is cancelled and try_reset() fails on that instead.
 // [T4] An armed timer is one canceller of its source [I10]. Exactly one party releases it: the
 //      disarm or reset that clears `armed`, or fire() after the cancellation. forget() and a
 //      failed try_add_ref release nothing: the state is being destroyed.
@@ -76,15 +84,22 @@ timer_service::clock::time_point timer_service::run_due(clock::time_point now) {
     e->armed.store(false, std::memory_order_release);
     if (!alive) continue;  // being destroyed: nobody can observe it (S17)
     lock.unlock();
-    detail::timer_access::fire(*e);
+    hand_off(*e);  // [T3]: fires it here or on another thread, holding our reference
   }
 }
+
+void timer_service::hand_off(source_extension& due) noexcept { fire(due); }
+
+void timer_service::fire(source_extension& due) noexcept { detail::timer_access::fire(due); }
 
 namespace detail {
 
 void timer_access::arm(source_extension& e, timer_service::clock::time_point deadline) {
   timer_service& service = e.service();
   timer_service::impl& t = *service.impl_;
+  // S25: a service that cannot run its timers throws here, before anything changed, so the
+  // earlier timer stays as it was (a timer that could never fire must not be armed silently).
+  service.ensure_running();
   {
     std::lock_guard<std::mutex> lock(t.mutex);
     const timer_service::impl::key k{deadline, t.next_sequence};
@@ -162,6 +177,10 @@ void timer_access::fire(source_extension& e) noexcept {
   }
   s->release_canceller();  // the timer was one of its cancellers [I10] [T4]
   state::release(s);
+}
+
+std::mutex& timer_access::mutex_of(timer_service& service) noexcept {
+  return service.impl_->mutex;
 }
 
 void timer_access::report(timer_service& service, dispatch_outcome&& outcome) noexcept {

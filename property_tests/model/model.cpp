@@ -2,6 +2,9 @@
 // the rule of ../shared/spec/SEMANTICS.md it follows.
 #include "model.hpp"
 
+#include <deque>
+#include <utility>
+
 #include "behaviour.hpp"
 
 #include <algorithm>
@@ -111,6 +114,8 @@ void world::settle() {
     if (h.present && h.src != none) alive[static_cast<std::size_t>(h.src)] = 1;
   for (int t : tokens)
     if (t != none) alive[static_cast<std::size_t>(t)] = 1;
+  if (std_drain != nullptr)  // a queued std child holds a reference until it is cancelled [B2]
+    for (int q : *std_drain) alive[static_cast<std::size_t>(q)] = 1;
   for (const reg_slot& rs : reg_slots) {
     if (!rs.present || rs.reg == none) continue;
     const registration& r = regs[static_cast<std::size_t>(rs.reg)];
@@ -243,7 +248,7 @@ std::vector<int> world::cascade(int root, bool throw_first) {
           const auto k = static_cast<std::size_t>(choose(static_cast<int>(waiting.size())));
           const int c = waiting[k];
           waiting.erase(waiting.begin() + static_cast<std::ptrdiff_t>(k));
-          fire(c, sources[static_cast<std::size_t>(c)].svc, reason{});
+          std_trigger(c);
         }
         break;
       }
@@ -264,6 +269,27 @@ std::vector<int> world::cascade(int root, bool throw_first) {
   return errors;
 }
 
+// A std::stop_token child's trigger (S22). Like the library ([B1]..[B5] in
+// impl/src/source_extension.hpp), std-triggered cancellation does not recurse: a trigger that
+// fires while a drain runs only queues its source (which the queue keeps alive, see settle()),
+// and the outermost trigger cancels the queued sources one after the other, in FIFO order,
+// before it returns.
+void world::std_trigger(int c) {
+  if (std_drain != nullptr) {
+    std_drain->push_back(c);
+    return;
+  }
+  std::deque<int> queue;
+  std_drain = &queue;
+  for (int next = c;;) {
+    fire(next, sources[static_cast<std::size_t>(next)].svc, reason{});
+    if (queue.empty()) break;
+    next = queue.front();
+    queue.pop_front();
+  }
+  std_drain = nullptr;
+}
+
 // Timer (S15, S17) or std::stop_token parent (S22): every callback runs; if any threw, the
 // service's error handler gets them once, as an aggregate_exception.
 void world::fire(int s, timers svc, reason r) {
@@ -274,7 +300,11 @@ void world::fire(int s, timers svc, reason r) {
 
 std::string world::cancel_source(int s, reason r, bool throw_first, const char* ok) {
   if (!request(s, r)) return "false";  // S2
+  // [B5]: a cancel() made inside a drain (from a callback) completes its own std-linked
+  // descendants before it returns; it hides the enclosing drain meanwhile.
+  std::deque<int>* const hidden = std::exchange(std_drain, nullptr);
   const std::vector<int> errors = cascade(s, throw_first);
+  std_drain = hidden;
   if (errors.empty()) return ok;
   if (throw_first) return "threw test_error#" + std::to_string(errors.front());  // S13
   return "threw " + errors_string(errors);                                       // S12
@@ -552,7 +582,9 @@ std::string world::advance(timers svc, std::int64_t ns) {
     }
     if (due == none) break;
     disarm(due);
+    std::deque<int>* const hidden = std::exchange(std_drain, nullptr);  // [B5], as cancel_source
     fire(due, svc, new_deadline());  // S15, S16
+    std_drain = hidden;
   }
   return "ok";
 }

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <limits>
 #include <string>
 #include <vector>
@@ -144,6 +145,7 @@ class world {
   std::uint64_t next_sequence[2] = {0, 0};
   int user_reasons = 0;  // reason objects made so far
   int deadlines = 0;     // deadline_exceeded reasons made so far
+  std::deque<int>* std_drain = nullptr;  // the running drain's queue of std children, if any
   std::vector<std::string> log;  // callback events of the current command
   std::vector<int> deadline_names;  // deadline id -> display number in snapshots (0: not yet shown)
   int named_deadlines = 0;
@@ -215,6 +217,7 @@ class world {
   void settle();  // S23 orphaning and S17/S21 lifetime, after anything let go of a reference
   bool run_callback(int reg);  // logs and performs the behaviour; true if it threw
   void fire(int s, timers svc, reason r);  // a background cancel: timer (S15) or std parent (S22)
+  void std_trigger(int c);  // a std child's trigger: fire now, or queue on the running drain
   void disarm(int s);
   std::int64_t effective_delay(int s, std::int64_t ns) const;
   std::string reason_name(const reason& r);

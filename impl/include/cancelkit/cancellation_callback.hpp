@@ -6,6 +6,14 @@
 // object, so registering allocates nothing, and the object holds no reference count of its own:
 // the state keeps one collective reference for all of them (see [I7] in detail/state.hpp).
 // Neither copyable nor movable: the source's callback list points into it.
+//
+// Value category, as std::stop_callback: the callback is invoked as
+// `std::invoke(std::forward<Callback>(fn))`, on both the inline (S6) and the stored path — an
+// rvalue for an object type `Callback` (what the deduction guide gives), an lvalue for `F&`, a
+// const lvalue for `const F&`. The class constraint `std::invocable<Callback>` tests exactly that
+// call, so a callable that cannot be invoked so is rejected by the constraint, not deep inside.
+// A reference `Callback` refers to the caller's object, which must outlive the
+// cancellation_callback; binding it to a temporary (which would dangle) does not compile.
 #pragma once
 
 #include <cancelkit/cancellation_token.hpp>
@@ -13,17 +21,34 @@
 
 #include <concepts>
 #include <functional>
+#include <type_traits>
 #include <utility>
 
 namespace cancelkit {
+
+namespace detail {
+// How std::reference_wrapper tells an lvalue from a temporary: an argument that would have to
+// materialize a temporary (an rvalue, or a conversion producing one) picks the deleted overload.
+template <class T>
+void bind_lvalue(T&) noexcept;
+template <class T>
+void bind_lvalue(T&&) = delete;
+
+// A `Callback` can be initialized from a `C` without leaving a reference member dangling.
+template <class Callback, class C>
+concept binds_without_temporary =
+    !std::is_reference_v<Callback> ||
+    requires { detail::bind_lvalue<std::remove_reference_t<Callback>>(std::declval<C>()); };
+}  // namespace detail
 
 template <std::invocable Callback>
 class cancellation_callback : private detail::callback_node {
  public:
   // Throws std::invalid_argument for an empty std::function or null function pointer (S25),
   // and whatever the callback throws when it runs inline (S14); nothing is registered then.
+  // For a reference `Callback`, `callback` must be an lvalue that outlives this object.
   template <class C>
-    requires std::constructible_from<Callback, C>
+    requires std::constructible_from<Callback, C> && detail::binds_without_temporary<Callback, C>
   cancellation_callback(const cancellation_token& token, C&& callback)
       : fn_((detail::require_callable(callback), std::forward<C>(callback))) {
     detail::state* s = token.s_;
@@ -34,7 +59,7 @@ class cancellation_callback : private detail::callback_node {
         s_ = s;
         break;
       case detail::link_result::already_requested:  // S6, S14
-        std::invoke(std::move(fn_));
+        invoke_callback();
         break;
       case detail::link_result::cannot_cancel:  // S7
         break;
@@ -53,8 +78,13 @@ class cancellation_callback : private detail::callback_node {
 
  private:
   static void run(detail::callback_node* n) {
-    std::invoke(std::move(static_cast<cancellation_callback*>(n)->fn_));
+    static_cast<cancellation_callback*>(n)->invoke_callback();
   }
+
+  // The one place the callback is invoked, so the inline (S6) and the stored path use the same
+  // value category: std::forward<Callback>, as std::stop_callback does (S4: it runs once, so an
+  // object type may be consumed as an rvalue; a reference type stays an lvalue of the caller's).
+  void invoke_callback() { std::invoke(std::forward<Callback>(fn_)); }
 
   detail::state* s_ = nullptr;  // non-null iff stored: counted in the state's raii_count [I9]
   [[no_unique_address]] Callback fn_;

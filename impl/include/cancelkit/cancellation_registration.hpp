@@ -70,12 +70,20 @@ class cancellation_registration {
   detail::owned_callback_node* n_ = nullptr;
 };
 
-template <std::invocable F>
+// The stored path invokes its decayed copy as an rvalue (owned_callback::run). The inline path
+// (S6) does the same with a decayed copy of its own, rather than invoking `callback` as passed,
+// so that which overload runs does not depend on whether the token was already cancelled, and
+// the constraint (invocable as an rvalue `std::decay_t<F>`) holds for both. Rvalue rather than
+// lvalue because the callback runs once (S4) and that is what std::stop_callback does for the
+// decayed type its deduction guide gives.
+template <class F>
+  requires std::constructible_from<std::decay_t<F>, F> && std::invocable<std::decay_t<F>>
 cancellation_registration cancellation_token::register_callback(F&& callback) const {
   detail::require_callable(callback);  // S25: checked first, on any token
   if (s_ == nullptr) return {};        // S7: the none token stores nothing
   if (s_->is_requested()) {            // S6: run inline; S14: exceptions propagate
-    std::invoke(std::forward<F>(callback));
+    std::decay_t<F> copy(std::forward<F>(callback));  // as the stored path would store it
+    std::invoke(std::move(copy));
     s_->add_ref();
     return cancellation_registration(s_, nullptr);
   }

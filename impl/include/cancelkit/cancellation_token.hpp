@@ -9,9 +9,11 @@
 #include <cancelkit/detail/state.hpp>
 
 #include <chrono>
+#include <cmath>
 #include <concepts>
 #include <exception>
 #include <stop_token>
+#include <type_traits>
 #include <utility>
 
 namespace cancelkit {
@@ -63,8 +65,12 @@ class cancellation_token {
   // on this thread if it already was (S6, S14). Stores nothing on the none token or on a token
   // that can no longer be cancelled (S7). Throws std::invalid_argument for an empty
   // std::function or a null function pointer, and std::bad_alloc, before changing anything (S25).
+  // What runs is always a copy, `std::decay_t<F>` built from `callback`, invoked as an rvalue —
+  // when stored and when run inline alike (like std::stop_callback<std::decay_t<F>>), so the
+  // constraint asks for exactly that; an lvalue functor with only `operator()() &` is refused.
   // Defined in cancellation_registration.hpp.
-  template <std::invocable F>
+  template <class F>
+    requires std::constructible_from<std::decay_t<F>, F> && std::invocable<std::decay_t<F>>
   [[nodiscard]] cancellation_registration register_callback(F&& callback) const;
 
   // Blocks until cancellation is requested. Throws std::logic_error if the token cannot be
@@ -72,27 +78,37 @@ class cancellation_token {
   void wait() const;
 
   // Wait at most `timeout` / until `deadline`; return is_cancellation_requested() at return.
-  // Return false at once when the token cannot be canceled (S23). Huge values (`max()`) do not
-  // overflow: they wait without a time limit.
+  // Return false at once when the token cannot be canceled (S23). Huge values (`max()`, +inf)
+  // do not overflow: they wait without a time limit; zero, negative values and -inf return the
+  // current state at once. A floating-point NaN timeout or deadline is refused: they throw
+  // std::invalid_argument before anything else (also on the none token), as .NET refuses a NaN
+  // TimeSpan (issue 16, defect 10). The time limit is kept as a deadline, so signals delivered
+  // to the waiting thread do not extend it (issue 16, defect 3).
   template <class Rep, class Period>
   bool wait_for(const std::chrono::duration<Rep, Period>& timeout) const {
+    // In floating point, so that no value can overflow; NaN is the one value it cannot order.
+    const double timeout_ns = std::chrono::duration<double, std::nano>(timeout).count();
+    if (std::isnan(timeout_ns)) throw_nan_wait_time("wait_for: the timeout is NaN");
     if (s_ == nullptr) return false;
     if (timeout <= timeout.zero()) return is_cancellation_requested();
-    if (std::chrono::duration<double, std::nano>(timeout).count() >= forever_ns)
-      return wait_without_limit();
+    if (timeout_ns >= forever_ns) return wait_without_limit();
     return wait_until(std::chrono::steady_clock::now() +
                       std::chrono::ceil<std::chrono::nanoseconds>(timeout));
   }
 
   template <class Clock, class Duration>
   bool wait_until(const std::chrono::time_point<Clock, Duration>& deadline) const {
+    // Computed in floating point so that time_point::max() cannot overflow.
+    const double deadline_ns =
+        std::chrono::duration<double, std::nano>(deadline.time_since_epoch()).count();
+    if (std::isnan(deadline_ns)) throw_nan_wait_time("wait_until: the deadline is NaN");
     if (s_ == nullptr) return false;
-    // A clock that is not steady may jump; re-read it at least once a second.
+    // A clock that is not steady may jump; re-read it at least once a second. Each slice's
+    // length comes from a fresh Clock::now(), so the slices add up to the deadline.
     constexpr double slice_ns = Clock::is_steady ? 3.6e12 : 1e9;
     for (;;) {
-      // Computed in floating point so that time_point::max() cannot overflow.
       const double left =
-          std::chrono::duration<double, std::nano>(deadline.time_since_epoch()).count() -
+          deadline_ns -
           std::chrono::duration<double, std::nano>(Clock::now().time_since_epoch()).count();
       if (left <= 0) return is_cancellation_requested();
       const auto slice = std::chrono::nanoseconds(
@@ -129,6 +145,7 @@ class cancellation_token {
   }
 
   bool wait_without_limit() const;
+  [[noreturn]] static void throw_nan_wait_time(const char* what);
 
   detail::state* s_ = nullptr;
 };

@@ -2,7 +2,8 @@
 //
 //  - operation_canceled: thrown by throw_if_cancellation_requested(); carries the token.
 //  - aggregate_exception: thrown by cancel() when callbacks threw (S12); holds their exceptions
-//    in the order the callbacks ran. Copying it is cheap and never throws.
+//    in the order the callbacks ran. Copying it is cheap and never throws; it has no move
+//    operations, so "moving" one copies and the source keeps its exceptions.
 //  - deadline_exceeded: the reason recorded by a timer-triggered cancellation (S16, S17).
 #pragma once
 
@@ -30,7 +31,18 @@ class aggregate_exception : public std::exception {
   // Throws std::bad_alloc if the list cannot be stored.
   explicit aggregate_exception(std::vector<std::exception_ptr> exceptions)
       : exceptions_(std::make_shared<const std::vector<std::exception_ptr>>(std::move(exceptions))) {}
+
+  // Copies share the (immutable) list: never throw, as std::exception requires. Declaring them
+  // suppresses the implicit move operations, so a move is a copy and the moved-from object still
+  // holds the same exceptions: `exceptions_` is never null, whatever was done to the object.
+  aggregate_exception(const aggregate_exception&) noexcept = default;
+  aggregate_exception& operator=(const aggregate_exception&) noexcept = default;
+  ~aggregate_exception() override = default;
+
   const char* what() const noexcept override { return "one or more cancellation callbacks threw"; }
+
+  // The exceptions of the callbacks that threw, in the order they ran (S12). Always valid, also
+  // on an object that was moved from (it still holds the same list).
   const std::vector<std::exception_ptr>& exceptions() const noexcept { return *exceptions_; }
 
  private:

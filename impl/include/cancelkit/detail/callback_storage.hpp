@@ -39,7 +39,10 @@ struct owned_callback final : owned_callback_node {
       sizeof(owned_callback) <= small_block_size && alignof(owned_callback) <= small_block_align;
 
   static void run(callback_node* n) {
-    // Invoked once (S4), as an rvalue like std::stop_callback does.
+    // Invoked once (S4), as an rvalue: `F` is the decayed copy register_callback stores, and an
+    // object-type callback is invoked as an rvalue by std::stop_callback too. register_callback
+    // constrains on exactly this call and invokes its inline (S6) copy the same way.
+    static_assert(std::is_object_v<F>, "owned_callback stores a decayed copy");
     std::invoke(std::move(static_cast<owned_callback*>(n)->fn));
   }
 

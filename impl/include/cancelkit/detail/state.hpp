@@ -389,14 +389,26 @@ class state {
   // ---- blocking waits (S23 and the wait API) -------------------------------------------------
 
   // Blocks until cancellation is requested, the state can no longer be cancelled, or `timeout`
-  // (if non-negative) elapsed. A negative timeout means "no timeout".
+  // (if non-negative) elapsed. A negative timeout means "no timeout". The timeout becomes one
+  // steady-clock deadline here, before the first sleep, and every sleep is bounded by that same
+  // deadline: a sleep cut short by a signal (EINTR) or a spurious wake-up resumes with the time
+  // that is left, so signals cannot postpone the return (issue 16, defect 3). A timeout too
+  // large for the clock saturates to the clock's maximum (no overflow).
   wait_result wait(std::chrono::nanoseconds timeout) noexcept {
+    using clock = sync::wait_clock;
     const bool timed = timeout >= std::chrono::nanoseconds::zero();
+    bool timed_out = timed && timeout == std::chrono::nanoseconds::zero();
+    clock::time_point deadline = clock::time_point::max();
+    if (timed && !timed_out) {
+      const clock::time_point now = clock::now();
+      if (timeout < clock::time_point::max() - now)
+        deadline = now + std::chrono::ceil<clock::duration>(timeout);
+    }
     for (;;) {
       std::uint32_t w = word_.load(sync::acquire);  // acquire: S3 for a waiter that returns now
       if (w & REQUESTED) return wait_result::requested;
       if (w & ORPHANED) return wait_result::cannot_cancel;
-      if (timed && timeout <= std::chrono::nanoseconds::zero()) return wait_result::timed_out;
+      if (timed_out) return wait_result::timed_out;
       w = lock();
       if (w & (REQUESTED | ORPHANED)) {
         unlock(w);
@@ -408,8 +420,8 @@ class state {
       unlock(w | WAITERS);
       if (!timed) {
         sync::wait_on(events_, seen);
-      } else if (!sync::wait_on_for(events_, seen, timeout)) {
-        timeout = std::chrono::nanoseconds::zero();  // one last look, then time out
+      } else if (!sync::wait_on_until(events_, seen, deadline)) {
+        timed_out = true;  // one last look, then time out
       }
     }
   }

@@ -10,6 +10,14 @@
 //
 // Memory orders are passed explicitly at every call site in the core; this header never picks
 // one on the caller's behalf.
+//
+// Blocking waits: on Linux the core sleeps on futexes. Elsewhere, or when the build defines
+// CANCELKIT_PORTABLE_WAIT (CMake option of the same name; every translation unit of a program
+// must agree, which the CMake target's PUBLIC definition ensures), it uses `sync::portable`: a
+// futex emulation on mutex + condition_variable buckets. `sync::portable` is compiled in every
+// std build, so the unit tests exercise it on Linux too (issue 16, defect 4). The portable
+// selection gets its own inline namespace, so objects built both ways do not silently share
+// inline definitions that differ.
 #pragma once
 
 #include <atomic>
@@ -39,14 +47,20 @@
 #undef memory_order_seq_cst
 #define CANCELKIT_CORE_NS relacy_core
 #else
+#if defined(CANCELKIT_PORTABLE_WAIT) || !defined(__linux__)
+#define CANCELKIT_SYNC_PORTABLE_WAIT 1
+#define CANCELKIT_CORE_NS std_portable_core
+#else
 #define CANCELKIT_CORE_NS std_core
-#if defined(__linux__)
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <cerrno>
 #include <ctime>
 #endif
+#include <condition_variable>
+#include <cstddef>
+#include <mutex>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
@@ -69,6 +83,11 @@ enum class site : unsigned {
   before_release,        // about to drop a reference
   orphan_children,       // orphaning, about to walk children
 };
+
+// The clock of timed waits' deadlines. A timed wait turns its timeout into one deadline on this
+// clock up front and passes that deadline to every sleep, so a sleep cut short (a signal, a
+// spurious wake-up) resumes with what is left, not with the whole timeout (issue 16, defect 3).
+using wait_clock = std::chrono::steady_clock;
 
 #if defined(CANCELKIT_SYNC_RELACY)
 
@@ -126,7 +145,7 @@ inline void spin_pause() noexcept { rl::yield(1, $); }
 // wake count is read before it, so a wake_all() after the check always ends the sleep. No
 // happens-before edge is added from waker to sleeper: the callers re-check with their own
 // acquire loads, and their memory orders stay under test. (Timed waits keep the simple model:
-// a yield, then "woken".)
+// a yield, then "woken", never "timed out": the model explores orders, not time.)
 inline void wait_on(atomic<std::uint32_t>& word, std::uint32_t expected) noexcept {
   const unsigned wakes = word.futex_wakes;
   if (word.fetch_add(0, relaxed) != expected) return;
@@ -136,7 +155,7 @@ inline void wait_on(atomic<std::uint32_t>& word, std::uint32_t expected) noexcep
   }
   while (word.futex_wakes == wakes) rl::yield(1, $);
 }
-inline bool wait_on_for(atomic<std::uint32_t>&, std::uint32_t, std::chrono::nanoseconds) noexcept {
+inline bool wait_on_until(atomic<std::uint32_t>&, std::uint32_t, wait_clock::time_point) noexcept {
   rl::yield(1, $);
   return true;
 }
@@ -191,7 +210,96 @@ inline void spin_pause() noexcept {
 #endif
 }
 
-#if defined(__linux__)
+// ---- futex-style waits ----------------------------------------------------------------------
+//
+// Contract of wait_on / wait_on_until / wake_all, whichever implementation is selected:
+//  - wait_on(word, expected) sleeps only if `word == expected`, checked atomically with going to
+//    sleep against wake_all(word): a wake_all() that follows a change of `word` (in happens-before
+//    order) is never missed. It may return spuriously; the caller re-checks.
+//  - wait_on_until(word, expected, deadline) is wait_on bounded by an absolute deadline. It
+//    returns false iff the deadline has passed (then or at the call), true when woken, when
+//    `word != expected`, or spuriously. Callers loop with the SAME deadline.
+//  - wake_all(word) wakes every thread sleeping on `word`.
+// None of them orders memory for the caller: callers re-check with their own acquire loads.
+
+// Portable futex emulation: a fixed table of (mutex, condition_variable) buckets keyed by the
+// word's address. The waiter checks the word under its bucket's mutex and sleeps on the bucket's
+// condition variable, which releases the mutex atomically; wake_all takes the same mutex before
+// notifying. So a waker's change to the word either happens before the waiter's check (the
+// waker's unlock synchronizes with the waiter's lock: the check sees the change) or the waiter is
+// already asleep when the waker notifies: no lost wake-up. condition_variable::wait_until takes
+// the absolute steady-clock deadline, so interruptions do not extend a wait. Words that share a
+// bucket only get spurious wake-ups. Mutex errors (impossible for these uses) end the program
+// through noexcept rather than returning an unchecked failure.
+namespace portable {
+
+struct bucket {
+  std::mutex mutex;
+  std::condition_variable wakeup;
+};
+
+inline bucket& bucket_of(const void* word) noexcept {
+  constexpr std::size_t bucket_count = 64;
+  struct table {
+    bucket buckets[bucket_count];
+  };
+  // Never destroyed: a detached thread may still wait or wake during static destruction.
+  union never_destroyed {
+    table t;
+    never_destroyed() : t() {}
+    ~never_destroyed() {}
+  };
+  static never_destroyed lot;  // thread-safe initialisation (magic static)
+  // Words are 4-byte aligned: drop the bits that are always zero.
+  const auto key = reinterpret_cast<std::uintptr_t>(word) >> 2;
+  return lot.t.buckets[key % bucket_count];
+}
+
+inline void wait_on(atomic<std::uint32_t>& word, std::uint32_t expected) noexcept {
+  bucket& b = bucket_of(&word);
+  std::unique_lock<std::mutex> lock(b.mutex);
+  // relaxed: the bucket mutex orders this check after a waker's change (see above).
+  if (word.load(relaxed) != expected) return;
+  b.wakeup.wait(lock);
+}
+
+inline bool wait_on_until(atomic<std::uint32_t>& word, std::uint32_t expected,
+                          wait_clock::time_point deadline) noexcept {
+  if (wait_clock::now() >= deadline) return false;
+  bucket& b = bucket_of(&word);
+  std::unique_lock<std::mutex> lock(b.mutex);
+  // relaxed: the bucket mutex orders this check after a waker's change (see above).
+  if (word.load(relaxed) != expected) return true;
+  return b.wakeup.wait_until(lock, deadline) == std::cv_status::no_timeout;
+}
+
+inline void wake_all(atomic<std::uint32_t>& word) noexcept {
+  bucket& b = bucket_of(&word);
+  {
+    // Empty critical section: a waiter that checked the old value under this mutex is asleep on
+    // the condition variable once we get it, so the notification below reaches it.
+    const std::lock_guard<std::mutex> lock(b.mutex);
+  }
+  b.wakeup.notify_all();
+}
+
+}  // namespace portable
+
+// True when the core uses sync::portable (non-Linux, or CANCELKIT_PORTABLE_WAIT).
+#if defined(CANCELKIT_SYNC_PORTABLE_WAIT)
+inline constexpr bool uses_portable_wait = true;
+
+inline void wait_on(atomic<std::uint32_t>& word, std::uint32_t expected) noexcept {
+  portable::wait_on(word, expected);
+}
+inline bool wait_on_until(atomic<std::uint32_t>& word, std::uint32_t expected,
+                          wait_clock::time_point deadline) noexcept {
+  return portable::wait_on_until(word, expected, deadline);
+}
+inline void wake_all(atomic<std::uint32_t>& word) noexcept { portable::wake_all(word); }
+#else
+inline constexpr bool uses_portable_wait = false;
+
 static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t) &&
                   std::atomic<std::uint32_t>::is_always_lock_free,
               "the futex calls need a plain 32-bit atomic word");
@@ -207,14 +315,21 @@ inline void wait_on(atomic<std::uint32_t>& word, std::uint32_t expected) noexcep
   futex_call(word.native(), FUTEX_WAIT_PRIVATE, expected, nullptr);
 }
 
-// As wait_on, for at most `timeout`. Returns false when the timeout elapsed.
-inline bool wait_on_for(atomic<std::uint32_t>& word, std::uint32_t expected,
-                        std::chrono::nanoseconds timeout) noexcept {
-  if (timeout <= std::chrono::nanoseconds::zero()) return false;
-  const auto secs = std::chrono::duration_cast<std::chrono::seconds>(timeout);
+// As wait_on, until `deadline`. The relative futex timeout is recomputed from the deadline on
+// every call, so a sleep that a signal cut short (EINTR) or a spurious wake-up ended is resumed
+// by the caller's next call with only the time that is left (issue 16, defect 3). Relative
+// rather than FUTEX_WAIT_BITSET's absolute CLOCK_MONOTONIC time: that needs no assumption about
+// which clock steady_clock reads.
+inline bool wait_on_until(atomic<std::uint32_t>& word, std::uint32_t expected,
+                          wait_clock::time_point deadline) noexcept {
+  const wait_clock::duration left = deadline - wait_clock::now();
+  if (left <= wait_clock::duration::zero()) return false;
+  // Rounded up: waking before the deadline would only cost another call.
+  const auto left_ns = std::chrono::ceil<std::chrono::nanoseconds>(left);
+  const auto secs = std::chrono::duration_cast<std::chrono::seconds>(left_ns);
   timespec ts{};
   ts.tv_sec = static_cast<time_t>(secs.count());
-  ts.tv_nsec = static_cast<long>((timeout - secs).count());
+  ts.tv_nsec = static_cast<long>((left_ns - secs).count());
   const long rc = futex_call(word.native(), FUTEX_WAIT_PRIVATE, expected, &ts);
   return !(rc == -1 && errno == ETIMEDOUT);
 }
@@ -222,19 +337,6 @@ inline bool wait_on_for(atomic<std::uint32_t>& word, std::uint32_t expected,
 inline void wake_all(atomic<std::uint32_t>& word) noexcept {
   futex_call(word.native(), FUTEX_WAKE_PRIVATE, static_cast<std::uint32_t>(INT32_MAX), nullptr);
 }
-#else
-// Portable fallback: C++20 atomic wait for the untimed case, short sleeps for the timed one.
-inline void wait_on(atomic<std::uint32_t>& word, std::uint32_t expected) noexcept {
-  word.native().wait(expected, std::memory_order_relaxed);
-}
-inline bool wait_on_for(atomic<std::uint32_t>& word, std::uint32_t expected,
-                        std::chrono::nanoseconds timeout) noexcept {
-  if (timeout <= std::chrono::nanoseconds::zero()) return false;
-  if (word.load(std::memory_order_relaxed) != expected) return true;
-  std::this_thread::sleep_for(std::min(timeout, std::chrono::nanoseconds(std::chrono::milliseconds(1))));
-  return true;
-}
-inline void wake_all(atomic<std::uint32_t>& word) noexcept { word.native().notify_all(); }
 #endif
 
 #endif

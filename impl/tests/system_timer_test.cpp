@@ -313,6 +313,14 @@ TEST(SystemTimerFork, TimerArmedBeforeFork_FiresInChild) {  // S17; issue 16, de
 // S17; issue 16, defect 5
 TEST(SystemTimerFork, ForkWhileAnotherThreadArmsTimers_ChildsFirstTimerUseDoesNotDeadlock) {
   SKIP_UNLESS_FORK_CHILDREN_MAY_START_THREADS();
+#if defined(CKTEST_ASAN)
+  // Seen in CI's asan preset (about 2 runs in 5): the child's new timer thread blocked forever
+  // in __sanitizer::SizeClassAllocator64::Refill -> Mutex::Lock. g++ 12's AddressSanitizer does
+  // not hold its allocator's locks across fork(), so a fork while the hammer thread allocates
+  // leaves one locked in the child; the library's own locks are what this test is about.
+  GTEST_SKIP() << "AddressSanitizer's allocator (g++ 12) is not fork-safe while another thread "
+                  "allocates: the child's first allocation may block forever";
+#endif
   use_system_timer();
   std::atomic<bool> stop{false};
   cancellation_source hammered;

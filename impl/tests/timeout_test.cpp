@@ -393,7 +393,7 @@ TEST(CancelAfter, ChildTokenOfTimedParent_IsCancellableWithoutAnyHandle) {  // S
 
 // ---- real time ---------------------------------------------------------------------------------
 
-TEST(SystemTimers, CancelAfterFiresOnTheTimerThread) {  // S17
+TEST(SystemTimers, CancelAfterFiresOnAServiceThread) {  // S17: a worker of the service, not the caller
   cancellation_source s;
   std::atomic<bool> ran{false};
   std::atomic<std::thread::id> ran_on{};

@@ -87,6 +87,21 @@ class bounded_thread {
   std::thread thread_;
 };
 
+// Cancels `s` from another thread after `delay`, so that a wait has surely started. (A template
+// so that this header needs no cancelkit header; deduced from the constructor.)
+template <class Source>
+class delayed_cancel {
+ public:
+  delayed_cancel(Source& s, std::chrono::milliseconds delay)
+      : thread_([&s, delay] {
+          std::this_thread::sleep_for(delay);
+          static_cast<void>(s.cancel());
+        }) {}
+
+ private:
+  bounded_thread thread_;
+};
+
 // Runs `fn` on a thread whose whole stack is `stack_bytes`, and waits (bounded) for it. Used to
 // show that stack use does not grow with the depth of a linked chain (S20).
 inline void run_on_small_stack(std::function<void()> fn, std::size_t stack_bytes,

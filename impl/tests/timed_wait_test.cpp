@@ -23,6 +23,7 @@
 using namespace cancelkit;
 using namespace std::chrono_literals;
 using cktest::bounded_thread;
+using cktest::delayed_cancel;
 using cktest::elapsed_since;
 using cktest::eventually;
 using cktest::steady;
@@ -85,19 +86,6 @@ class signal_storm {
   std::atomic<bool> stop_{false};
   std::atomic<int> sent_{0};
   std::optional<bounded_thread> sender_;
-};
-
-// Cancels `s` from another thread after `delay`.
-class delayed_cancel {
- public:
-  delayed_cancel(cancellation_source& s, std::chrono::milliseconds delay)
-      : thread_([&s, delay] {
-          std::this_thread::sleep_for(delay);
-          s.cancel();
-        }) {}
-
- private:
-  bounded_thread thread_;
 };
 
 constexpr double a_nan = std::numeric_limits<double>::quiet_NaN();

@@ -15,24 +15,12 @@
 using namespace cancelkit;
 using namespace std::chrono_literals;
 using cktest::bounded_thread;
+using cktest::delayed_cancel;
 using cktest::elapsed_since;
 using cktest::eventually;
 using cktest::steady;
 
 namespace {
-
-// Cancels `s` from another thread after `delay`, so that a wait has surely started.
-class delayed_cancel {
- public:
-  delayed_cancel(cancellation_source& s, std::chrono::milliseconds delay)
-      : thread_([&s, delay] {
-          std::this_thread::sleep_for(delay);
-          s.cancel();
-        }) {}
-
- private:
-  bounded_thread thread_;
-};
 
 // "At once": far below the timeouts used, generous for a loaded machine.
 constexpr auto at_once = 2s;

@@ -30,13 +30,11 @@ void cancellation_token::throw_nan_wait_time(const char* what) {
 
 std::stop_token cancellation_token::to_stop_token() const {
   if (s_ == nullptr || !s_->can_be_canceled()) return {};
-  std::stop_source bridge = detail::extension_of(s_).bridge();
+  detail::source_extension& ext = detail::extension_of(s_);
+  std::stop_source bridge = ext.bridge();
   // Requested already, or between bridge creation and now: on_requested() may have missed the
-  // new bridge, so request it here too (request_stop is idempotent).
-  if (s_->is_requested()) {
-    detail::std_trigger_scope scope;  // sources linked to it are cancelled before we return [B5]
-    bridge.request_stop();
-  }
+  // new bridge, so request it here too (idempotent; [B5] [B6] in source_extension.hpp).
+  if (s_->is_requested()) ext.request_bridge(bridge);
   return bridge.get_token();
 }
 

@@ -20,7 +20,24 @@ void source_extension::on_requested() noexcept {
     std::lock_guard<std::mutex> lock(bridge_mutex_);
     to_request = bridge_;  // a copy: request_stop() runs std callbacks, so not under our mutex
   }
-  if (to_request) to_request->request_stop();
+  if (to_request && !to_request->request_stop()) {
+    // [B6]: a to_stop_token() won the request and may still be running the std callbacks,
+    // std-linked children included: cancel() must not return before they are done (S20).
+    for (;;) {
+      // acquire: pairs with the winner's release, so its callbacks' effects happen-before
+      // this canceller's return.
+      if (bridge_requested_.load(sync::acquire) != 0) break;
+      sync::wait_on(bridge_requested_, 0);
+    }
+  }
+}
+
+void source_extension::request_bridge(std::stop_source& b) noexcept {
+  std_trigger_scope scope;  // sources linked to it are cancelled before we return [B5]
+  if (!b.request_stop()) return;  // requested already: by the canceller, or by another call
+  // release: the std callbacks this call ran happen-before a waiting canceller's return [B6].
+  bridge_requested_.store(1, sync::release);
+  sync::wake_all(bridge_requested_);
 }
 
 void source_extension::on_orphaned() noexcept {

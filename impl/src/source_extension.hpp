@@ -42,6 +42,19 @@
 //      What still defers is a std::stop_source::request_stop() that user code calls inside a
 //      drain: the sources linked to it are cancelled before the outermost cancellation returns,
 //      but after that request_stop() returns.
+// [B6] The bridge's stop_source is requested by whichever comes first: the canceller's
+//      on_requested(), or a to_stop_token() that finds the source already cancelled (it cannot
+//      know whether on_requested() saw the bridge). std::stop_source::request_stop() returns
+//      false at once to the loser, without waiting for the winner's callbacks, which include the
+//      triggers of the std-linked children. So the winner of a to_stop_token() sets
+//      `bridge_requested_` when its request_stop() has returned, and an on_requested() that lost
+//      waits for that before it returns: the canceller's cancel() still returns only once every
+//      std-linked descendant is cancelled (S20; found by the stress scenario std_linked_chains).
+//      The winner is never the waiter's own thread (a thread calls on_requested() before any
+//      callback of that cancellation runs), and the wait ends when the winner's std callbacks
+//      return. One way it cannot: a callback run by the winner that waits for the canceller's
+//      thread (e.g. disposes a registration whose callback that thread is running further up
+//      its stack, having called cancel() from it); the old code returned early there instead.
 // ---------------------------------------------------------------------------------------------
 #pragma once
 
@@ -104,6 +117,10 @@ class source_extension final : public state_extension {
   // can no longer be cancelled (S23). Throws std::bad_alloc.
   std::stop_source bridge();
 
+  // to_stop_token() on a cancelled owner: requests the bridge `b` (idempotent); if this call won
+  // the request, tells a waiting on_requested() that the std callbacks have run [B6].
+  void request_bridge(std::stop_source& b) noexcept;
+
   // Links the owner below `parent` (which must have stop_possible()). Throws std::bad_alloc.
   void attach_std_parent(const std::stop_token& parent);
 
@@ -125,6 +142,8 @@ class source_extension final : public state_extension {
   std::mutex bridge_mutex_;
   std::optional<std::stop_source> bridge_;  // guarded by bridge_mutex_
   bool orphaned_ = false;                   // guarded by bridge_mutex_
+  // [B6]: 1 once a to_stop_token() that won the bridge's request_stop() has returned from it.
+  sync::atomic<std::uint32_t> bridge_requested_{0};
 
   std::optional<std::stop_callback<std_parent_trigger>> std_parent_;  // set once, at creation
 

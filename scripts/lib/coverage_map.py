@@ -326,21 +326,17 @@ def main():
     out += table("Lines reached (%)", line_rows, tot_lines, tot_lines_all, "lines")
     out += table("Branches taken (%)", branch_rows, tot_br, tot_br_all, "branches")
 
-    out += ["## Lines that no concurrent suite reaches", ""]
-    if unreached_conc:
-        out += ["| file | lines | line numbers |", "|---|---:|---|"]
-        for f, lns in unreached_conc:
-            out.append(f"| `{f}` | {len(lns)} | {ranges(lns)} |")
-    else:
-        out.append("None.")
-    out += ["", "## Lines that no suite reaches", ""]
-    if unreached_all:
-        out += ["| file | lines | line numbers |", "|---|---:|---|"]
-        for f, lns in unreached_all:
-            out.append(f"| `{f}` | {len(lns)} | {ranges(lns)} |")
-    else:
-        out.append("None.")
-    out += ["", "## Functions with an atomic operation or a lock that no concurrent suite enters", ""]
+    def unreached_table(title, rows):
+        section = [f"## {title}", ""]
+        if not rows:
+            return section + ["None.", ""]
+        section += ["| file | lines | line numbers |", "|---|---:|---|"]
+        section += [f"| `{f}` | {len(lns)} | {ranges(lns)} |" for f, lns in rows]
+        return section + [""]
+
+    out += unreached_table("Lines that no concurrent suite reaches", unreached_conc)
+    out += unreached_table("Lines that no suite reaches", unreached_all)
+    out += ["## Functions with an atomic operation or a lock that no concurrent suite enters", ""]
     if sync_rows:
         out += ["| file:line | function | atomic / lock | entered by |", "|---|---|---|---|"]
         for f, lineno, display, pats, others in sync_rows:

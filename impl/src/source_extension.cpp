@@ -17,8 +17,8 @@ void source_extension::on_requested() noexcept {
   timer_access::disarm(*this);
   std::optional<std::stop_source> to_request;
   {
-    std::lock_guard<std::mutex> lock(bridge_mutex_);
-    to_request = bridge_;  // a copy: request_stop() runs std callbacks, so not under our mutex
+    std::lock_guard<sync::mutex> lock(bridge_mutex_);
+    to_request = bridge_.get();  // a copy: request_stop() runs std callbacks, so not under our mutex
   }
   if (to_request && !to_request->request_stop()) {
     // [B6]: a to_stop_token() won the request and may still be running the std callbacks,
@@ -43,20 +43,21 @@ void source_extension::request_bridge(std::stop_source& b) noexcept {
 void source_extension::on_orphaned() noexcept {
   std::optional<std::stop_source> dropped;
   {
-    std::lock_guard<std::mutex> lock(bridge_mutex_);
-    orphaned_ = true;
-    dropped.swap(bridge_);
+    std::lock_guard<sync::mutex> lock(bridge_mutex_);
+    orphaned_.set(true);
+    dropped.swap(bridge_.write());
   }
   // `dropped` goes out of scope outside the lock: with the last stop_source gone, every
   // std::stop_token handed out reports stop_possible() == false (S23 mirrored).
 }
 
 std::stop_source source_extension::bridge() {
-  std::lock_guard<std::mutex> lock(bridge_mutex_);
+  std::lock_guard<sync::mutex> lock(bridge_mutex_);
   // The second test covers an extension installed after the orphaning looked for one.
-  if (orphaned_ || !owner_->can_be_canceled()) return std::stop_source(std::nostopstate);
-  if (!bridge_) bridge_.emplace();
-  return *bridge_;
+  if (orphaned_.get() || !owner_->can_be_canceled()) return std::stop_source(std::nostopstate);
+  std::optional<std::stop_source>& b = bridge_.write();
+  if (!b) b.emplace();
+  return *b;
 }
 
 void source_extension::attach_std_parent(const std::stop_token& parent) {
@@ -78,33 +79,37 @@ struct std_drain_queue {
 namespace {
 
 // The queue of the drain this thread is running, or null: no drain, or one hidden by a
-// std_trigger_scope [B3] [B5]. A plain pointer: no dynamic initialisation, no destructor.
-thread_local std_drain_queue* active_drain = nullptr;
+// std_trigger_scope [B3] [B5]. A plain thread-local pointer: no dynamic initialisation, no
+// destructor.
+struct active_drain_tag;
+std_drain_queue*& active_drain() noexcept {
+  return sync::thread_slot<active_drain_tag, std_drain_queue>();
+}
 
 }  // namespace
 
-std_trigger_scope::std_trigger_scope() noexcept : hidden_(active_drain) {
-  if (hidden_ != nullptr) active_drain = nullptr;  // the common case (no drain) writes nothing
+std_trigger_scope::std_trigger_scope() noexcept : hidden_(active_drain()) {
+  if (hidden_ != nullptr) active_drain() = nullptr;  // the common case (no drain) writes nothing
 }
 
 std_trigger_scope::~std_trigger_scope() {
-  if (hidden_ != nullptr) active_drain = hidden_;
+  if (hidden_ != nullptr) active_drain() = hidden_;
 }
 
 void std_parent_trigger::operator()() const noexcept {
   if (!child->owner()->try_add_ref()) return;  // being destroyed: nobody can observe it
-  if (std_drain_queue* queue = active_drain) {
+  if (std_drain_queue* queue = active_drain()) {
     // A drain runs on this thread, further up the stack [B3]: queue the source with the
     // reference just taken [B2]; the drain cancels it after the current one, at its own depth.
-    child->deferred_next_ = nullptr;  // [B1]: queued at most once, so the field is free
+    child->deferred_next_.set(nullptr);  // [B1]: queued at most once, so the field is free
     *queue->tail = child;
-    queue->tail = &child->deferred_next_;
+    queue->tail = &child->deferred_next_.write();
     return;
   }
   // The outermost trigger on this thread: become the drain [B3] and empty the queue before
   // returning [B4]. Sources queued while one is cancelled are taken in FIFO order.
   std_drain_queue queue;
-  active_drain = &queue;
+  active_drain() = &queue;
   source_extension* next = child;
   while (next != nullptr) {
     state* s = next->owner();
@@ -116,11 +121,11 @@ void std_parent_trigger::operator()() const noexcept {
     state::release(s);  // [B2]; `next` may be gone now
     next = queue.head;
     if (next != nullptr) {
-      queue.head = next->deferred_next_;
+      queue.head = next->deferred_next_.get();
       if (queue.head == nullptr) queue.tail = &queue.head;
     }
   }
-  active_drain = nullptr;  // it was null on entry (else we would have queued)
+  active_drain() = nullptr;  // it was null on entry (else we would have queued)
 }
 
 void cancel_in_background(state* s, const std::exception_ptr& reason,

@@ -61,7 +61,6 @@
 #include <cancelkit/detail/state.hpp>
 #include <cancelkit/timer_service.hpp>
 
-#include <atomic>
 #include <cstdint>
 #include <exception>
 #include <mutex>
@@ -130,25 +129,25 @@ class source_extension final : public state_extension {
   // and a state that is being destroyed can trust an acquire reading of false [T2]; either then
   // never touches the service (which may already be gone in tests that destroy a
   // manual_timer_service before the last token).
-  std::atomic<bool> armed{false};
-  bool firing = false;
-  timer_service::clock::time_point deadline{};
-  std::uint64_t sequence = 0;
+  sync::atomic<bool> armed{false};
+  sync::var<bool> firing{false};
+  sync::var<timer_service::clock::time_point> deadline;
+  sync::var<std::uint64_t> sequence{0};
 
  private:
   state* const owner_;
   timer_service& service_;
 
-  std::mutex bridge_mutex_;
-  std::optional<std::stop_source> bridge_;  // guarded by bridge_mutex_
-  bool orphaned_ = false;                   // guarded by bridge_mutex_
+  sync::mutex bridge_mutex_;
+  sync::var<std::optional<std::stop_source>> bridge_;  // guarded by bridge_mutex_
+  sync::var<bool> orphaned_{false};                    // guarded by bridge_mutex_
   // [B6]: 1 once a to_stop_token() that won the bridge's request_stop() has returned from it.
   sync::atomic<std::uint32_t> bridge_requested_{0};
 
   std::optional<std::stop_callback<std_parent_trigger>> std_parent_;  // set once, at creation
 
   // Next entry on the drain queue of the thread that queued this extension [B1] [B3].
-  source_extension* deferred_next_ = nullptr;
+  sync::var<source_extension*> deferred_next_{nullptr};
   friend struct std_parent_trigger;
 };
 
@@ -176,7 +175,7 @@ struct timer_access {
   // The service's own mutex (the map, the error handler), for fork handling only. Nothing holds
   // it while taking another service lock, so system_timer_service's fork handler may take it
   // after its own mutex.
-  static std::mutex& mutex_of(timer_service& service) noexcept;
+  static sync::mutex& mutex_of(timer_service& service) noexcept;
 };
 
 }  // namespace cancelkit::detail

@@ -49,39 +49,43 @@ namespace cancelkit {
 using detail::source_extension;
 using detail::state;
 
+namespace sync = detail::sync;
+using lock_guard = std::lock_guard<sync::mutex>;
+
 struct timer_service::impl {
   using key = std::pair<clock::time_point, std::uint64_t>;
 
-  std::mutex mutex;
-  std::map<key, source_extension*> timers;  // guarded by mutex
-  std::uint64_t next_sequence = 0;          // guarded by mutex
-  std::function<void(std::exception_ptr)> error_handler;  // guarded by mutex
+  sync::mutex mutex;
+  sync::var<std::map<key, source_extension*>> timers;  // guarded by mutex
+  sync::var<std::uint64_t> next_sequence{0};            // guarded by mutex
+  sync::var<std::function<void(std::exception_ptr)>> error_handler;  // guarded by mutex
 };
 
 timer_service::timer_service() : impl_(std::make_unique<impl>()) {}
 timer_service::~timer_service() = default;
 
 void timer_service::set_error_handler(std::function<void(std::exception_ptr)> handler) {
-  std::lock_guard<std::mutex> lock(impl_->mutex);
-  impl_->error_handler = std::move(handler);
+  lock_guard lock(impl_->mutex);
+  impl_->error_handler.set(std::move(handler));
 }
 
 timer_service::clock::time_point timer_service::run_due(clock::time_point now) {
   for (;;) {
-    std::unique_lock<std::mutex> lock(impl_->mutex);
-    auto first = impl_->timers.begin();
-    if (first == impl_->timers.end()) return clock::time_point::max();
+    std::unique_lock<sync::mutex> lock(impl_->mutex);
+    auto& timers = impl_->timers.write();
+    auto first = timers.begin();
+    if (first == timers.end()) return clock::time_point::max();
     if (first->first.first > now) return first->first.first;
     source_extension* e = first->second;
-    impl_->timers.erase(first);
+    timers.erase(first);
     // [T2]: `e` and its state stay valid while `armed` is set, since forget() waits for this
     // mutex then; so the reference is taken before `armed` is cleared.
     const bool alive = e->owner()->try_add_ref();
-    if (alive) e->firing = true;  // [T3]
+    if (alive) e->firing.set(true);  // [T3]
     // release: [T2] for a dying source (try_add_ref failed): this store is the timer's last
     // access to the entry and its state; forget() reads it with acquire, so everything above
     // happens-before the free. For a live one the reference keeps both alive.
-    e->armed.store(false, std::memory_order_release);
+    e->armed.store(false, sync::release);
     if (!alive) continue;  // being destroyed: nobody can observe it (S17)
     lock.unlock();
     hand_off(*e);  // [T3]: fires it here or on another thread, holding our reference
@@ -101,18 +105,19 @@ void timer_access::arm(source_extension& e, timer_service::clock::time_point dea
   // earlier timer stays as it was (a timer that could never fire must not be armed silently).
   service.ensure_running();
   {
-    std::lock_guard<std::mutex> lock(t.mutex);
-    const timer_service::impl::key k{deadline, t.next_sequence};
-    t.timers.emplace(k, &e);  // may throw: nothing changed yet
-    ++t.next_sequence;
-    if (e.armed.load(std::memory_order_relaxed)) {  // relaxed: written under this mutex
-      t.timers.erase({e.deadline, e.sequence});  // S17: replaces the earlier timer
+    lock_guard lock(t.mutex);
+    const timer_service::impl::key k{deadline, t.next_sequence.get()};
+    auto& timers = t.timers.write();
+    timers.emplace(k, &e);  // may throw: nothing changed yet
+    t.next_sequence.set(k.second + 1);
+    if (e.armed.load(sync::relaxed)) {  // relaxed: written under this mutex [T1]
+      timers.erase({e.deadline.get(), e.sequence.get()});  // S17: replaces the earlier timer
     } else {
-      e.armed.store(true, std::memory_order_relaxed);
+      e.armed.store(true, sync::relaxed);  // relaxed: readers take this mutex or need no order [T1]
       e.owner()->add_canceller();  // relaxed inside: the caller's source handle is a canceller
     }
-    e.deadline = deadline;
-    e.sequence = k.second;
+    e.deadline.set(deadline);
+    e.sequence.set(k.second);
   }
   service.timers_changed();
 }
@@ -120,13 +125,13 @@ void timer_access::arm(source_extension& e, timer_service::clock::time_point dea
 void timer_access::disarm(source_extension& e) noexcept {
   // relaxed pre-check: a timer armed concurrently with this call is ordered by the caller
   // (cancel_after vs cancel race: the later timer then finds the source cancelled).
-  if (!e.armed.load(std::memory_order_relaxed)) return;
+  if (!e.armed.load(sync::relaxed)) return;
   bool was_armed = false;
   {
-    std::lock_guard<std::mutex> lock(e.service().impl_->mutex);
-    if (e.armed.load(std::memory_order_relaxed)) {
-      e.service().impl_->timers.erase({e.deadline, e.sequence});
-      e.armed.store(false, std::memory_order_relaxed);
+    lock_guard lock(e.service().impl_->mutex);
+    if (e.armed.load(sync::relaxed)) {
+      e.service().impl_->timers.write().erase({e.deadline.get(), e.sequence.get()});
+      e.armed.store(false, sync::relaxed);
       was_armed = true;
     }
   }
@@ -136,12 +141,12 @@ void timer_access::disarm(source_extension& e) noexcept {
 bool timer_access::reset(source_extension& e) noexcept {
   bool was_armed = false;
   {
-    std::lock_guard<std::mutex> lock(e.service().impl_->mutex);
-    if (e.firing) return false;  // S18: the timer has started firing
+    lock_guard lock(e.service().impl_->mutex);
+    if (e.firing.get()) return false;  // S18: the timer has started firing
     if (!e.owner()->reset_registrations()) return false;  // cancelled (or cannot be)
-    if (e.armed.load(std::memory_order_relaxed)) {
-      e.service().impl_->timers.erase({e.deadline, e.sequence});
-      e.armed.store(false, std::memory_order_relaxed);
+    if (e.armed.load(sync::relaxed)) {
+      e.service().impl_->timers.write().erase({e.deadline.get(), e.sequence.get()});
+      e.armed.store(false, sync::relaxed);
       was_armed = true;
     }
   }
@@ -154,11 +159,11 @@ void timer_access::forget(source_extension& e) noexcept {
   // was written by a disarm under the mutex, ordered before this destruction by the reference
   // drops, or by run_due as its last access to the entry, ordered by this acquire. True: the
   // entry is still in the map, or run_due holds the mutex and is not done with it.
-  if (!e.armed.load(std::memory_order_acquire)) return;
-  std::lock_guard<std::mutex> lock(e.service().impl_->mutex);
-  if (e.armed.load(std::memory_order_relaxed)) {  // relaxed: written under this mutex
-    e.service().impl_->timers.erase({e.deadline, e.sequence});
-    e.armed.store(false, std::memory_order_relaxed);
+  if (!e.armed.load(sync::acquire)) return;
+  lock_guard lock(e.service().impl_->mutex);
+  if (e.armed.load(sync::relaxed)) {  // relaxed: written under this mutex
+    e.service().impl_->timers.write().erase({e.deadline.get(), e.sequence.get()});
+    e.armed.store(false, sync::relaxed);
   }
 }
 
@@ -172,22 +177,22 @@ void timer_access::fire(source_extension& e) noexcept {
   }
   cancel_in_background(s, reason, e.service());
   {
-    std::lock_guard<std::mutex> lock(e.service().impl_->mutex);
-    e.firing = false;  // [T3]
+    lock_guard lock(e.service().impl_->mutex);
+    e.firing.set(false);  // [T3]
   }
   s->release_canceller();  // the timer was one of its cancellers [I10] [T4]
   state::release(s);
 }
 
-std::mutex& timer_access::mutex_of(timer_service& service) noexcept {
+sync::mutex& timer_access::mutex_of(timer_service& service) noexcept {
   return service.impl_->mutex;
 }
 
 void timer_access::report(timer_service& service, dispatch_outcome&& outcome) noexcept {
   std::function<void(std::exception_ptr)> handler;
   {
-    std::lock_guard<std::mutex> lock(service.impl_->mutex);
-    handler = service.impl_->error_handler;
+    lock_guard lock(service.impl_->mutex);
+    handler = service.impl_->error_handler.get();
   }
   if (!handler) std::terminate();  // S15: no handler installed
   std::vector<std::exception_ptr> errors = std::move(outcome.errors);
@@ -204,7 +209,7 @@ manual_timer_service::manual_timer_service() = default;
 manual_timer_service::~manual_timer_service() = default;
 
 manual_timer_service::clock::time_point manual_timer_service::now() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  lock_guard lock(mutex_);
   return now_;
 }
 
@@ -213,7 +218,7 @@ void manual_timer_service::advance(std::chrono::nanoseconds by) {
     throw std::invalid_argument("manual_timer_service::advance: negative duration");
   clock::time_point now;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    lock_guard lock(mutex_);
     // Saturates at time_point::max(): `now_ += by` could overflow (signed, undefined), wrap to
     // the far past and leave every armed timer unfired (issue 16, defect 8).
     now_ = by > clock::time_point::max() - now_ ? clock::time_point::max() : now_ + by;

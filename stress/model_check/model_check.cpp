@@ -25,13 +25,16 @@
 #include <string>
 #include <vector>
 
-#ifndef CANCELKIT_SYNC_RELACY
-#error "build the model checker with CANCELKIT_SYNC_RELACY defined (see stress/CMakeLists.txt)"
-#endif
+#include "model_registry.hpp"
+
 #include <cancelkit/detail/state.hpp>
 
 namespace {
 
+using cancelkit_model::library_test_count;
+using cancelkit_model::library_tests;
+using cancelkit_model::run_test;
+using cancelkit_model::test_entry;
 using cancelkit::detail::callback_node;
 using cancelkit::detail::dispatch_outcome;
 using cancelkit::detail::link_result;
@@ -673,17 +676,8 @@ struct sole_owner_vs_extension : rl::test_suite<sole_owner_vs_extension, 2> {
 
 // ---- driver ---------------------------------------------------------------------------------
 
-struct test_entry {
-  const char* name;
-  bool (*run)(rl::test_params&);
-};
-
-template <class T>
-bool run_test(rl::test_params& p) {
-  return rl::simulate<T>(p);
-}
-
-const test_entry tests[] = {
+std::vector<test_entry> all_tests() {
+  std::vector<test_entry> tests = {
     {"concurrent_cancel", &run_test<concurrent_cancel>},
     {"publication", &run_test<publication>},
     {"register_vs_cancel", &run_test<register_vs_cancel>},
@@ -697,7 +691,11 @@ const test_entry tests[] = {
     {"sole_owner_release", &run_test<sole_owner_release>},
     {"last_owner_frees", &run_test<last_owner_frees>},
     {"sole_owner_vs_extension", &run_test<sole_owner_vs_extension>},
-};
+  };
+  // The layers around the core (library_tests.cpp).
+  tests.insert(tests.end(), library_tests, library_tests + library_test_count);
+  return tests;
+}
 
 [[noreturn]] void usage(const char* msg) {
   std::fprintf(stderr,
@@ -710,6 +708,7 @@ const test_entry tests[] = {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const std::vector<test_entry> tests = all_tests();
   unsigned long long iterations = 100000;
   rl::scheduler_type_e scheduler = rl::random_scheduler_type;
   std::vector<std::string> only;
@@ -769,7 +768,7 @@ int main(int argc, char** argv) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
     ++ran;
     if (!ok) ++failed;
-    std::printf("model %-22s %s  iterations %llu  %.1f s\n", t.name, ok ? "PASS" : "FAIL",
+    std::printf("model %-27s %s  iterations %llu  %.1f s\n", t.name, ok ? "PASS" : "FAIL",
                 static_cast<unsigned long long>(p.stop_iteration), secs);
     std::fflush(stdout);
   }

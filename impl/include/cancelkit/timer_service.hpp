@@ -44,6 +44,8 @@
 // A timer_service must outlive every source that uses it (precondition; not checked).
 #pragma once
 
+#include <cancelkit/detail/sync.hpp>
+
 #include <chrono>
 #include <exception>
 #include <functional>
@@ -125,7 +127,7 @@ class manual_timer_service : public timer_service {
   void advance(std::chrono::nanoseconds by);
 
  private:
-  mutable std::mutex mutex_;
+  mutable detail::sync::mutex mutex_;  // std::mutex (the model checker's in a model build)
   clock::time_point now_;
 };
 

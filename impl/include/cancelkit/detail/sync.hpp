@@ -8,6 +8,11 @@
 // namespace (`CANCELKIT_CORE_NS`) so the two instantiations never violate the ODR when linked
 // into one program.
 //
+// The layers around the core (timer_service, source_extension: impl/src) go through it too, for
+// their mutexes (`sync::mutex`), the plain fields those mutexes guard (`sync::var`, which the
+// model checker watches for data races) and per-thread pointers (`sync::thread_slot`), so the
+// model checker runs their protocols from the same source as well (issue 17).
+//
 // Memory orders are passed explicitly at every call site in the core; this header never picks
 // one on the caller's behalf.
 //
@@ -24,6 +29,7 @@
 #include <chrono>
 #include <cstdint>
 #include <thread>
+#include <utility>
 
 #if defined(CANCELKIT_SYNC_RELACY)
 #include <relacy/relacy.hpp>
@@ -161,6 +167,60 @@ inline bool wait_on_until(atomic<std::uint32_t>&, std::uint32_t, wait_clock::tim
 }
 inline void wake_all(atomic<std::uint32_t>& word) noexcept { ++word.futex_wakes; }
 
+// A mutex the scheduler knows: lock() is a scheduling point, and unlock/lock order memory as a
+// mutex does, so the protocols guarded by it are explored, not assumed (lock order included:
+// a deadlock is reported).
+class mutex {
+ public:
+  mutex() = default;
+  mutex(const mutex&) = delete;
+  mutex& operator=(const mutex&) = delete;
+  void lock() { m_.lock($); }
+  bool try_lock() { return m_.try_lock($); }
+  void unlock() { m_.unlock($); }
+
+ private:
+  rl::mutex m_;
+};
+
+// A plain (non-atomic) variable guarded by some other means (a mutex, a single owning thread).
+// Every access is reported to the checker through a shadow rl::var, so an access that is not
+// ordered with a conflicting one (a broken guard) is reported as a data race; the value itself
+// is stored as is, so T may be any copyable type (time points, maps).
+template <class T>
+class var {
+ public:
+  var() : v_() {}
+  explicit var(T v) : v_(std::move(v)) {}
+  var(const var&) = delete;
+  var& operator=(const var&) = delete;
+
+  T get() const { read_probe(); return v_; }
+  void set(T v) { write_probe(); v_ = std::move(v); }
+  // In-place access, for types not copied as a whole (containers): counts as a read / a write.
+  const T& read() const { read_probe(); return v_; }
+  T& write() { write_probe(); return v_; }
+
+ private:
+  void read_probe() const { (void)static_cast<int>(probe_($)); }
+  void write_probe() { probe_($) = 0; }
+  mutable rl::var<int> probe_{0};
+  T v_;
+};
+
+// One T* per thread: thread_slot<Tag, T>() is this thread's, null until set. Model threads are
+// fibers sharing one OS thread, so a C++ thread_local would be shared by all of them: the slots
+// are indexed by the model's thread number instead. A protocol that leaves its slots null when
+// each thread ends (as [B3] in impl/src/source_extension.hpp does) starts every schedule clean.
+inline constexpr unsigned max_model_threads = 16;
+template <class Tag, class T>
+T*& thread_slot() noexcept {
+  static T* slots[max_model_threads] = {};
+  const unsigned index = rl::thread_index();
+  RL_ASSERT(index < max_model_threads);
+  return slots[index];
+}
+
 #else  // std build
 
 using memory_order = std::memory_order;
@@ -208,6 +268,37 @@ inline void spin_pause() noexcept {
 #elif defined(__aarch64__)
   asm volatile("yield" ::: "memory");
 #endif
+}
+
+// The mutex of the layers around the core: std::mutex itself (an alias, so code that names
+// std::mutex and code that names sync::mutex share one type).
+using mutex = std::mutex;
+
+// A plain variable guarded by a mutex or by its single owning thread; in the model checker every
+// access is checked for data races. Here it is just the value.
+template <class T>
+class var {
+ public:
+  var() : v_() {}
+  explicit var(T v) : v_(std::move(v)) {}
+  var(const var&) = delete;
+  var& operator=(const var&) = delete;
+
+  T get() const { return v_; }
+  void set(T v) { v_ = std::move(v); }
+  const T& read() const { return v_; }
+  T& write() { return v_; }
+
+ private:
+  T v_;
+};
+
+// One T* per thread, null until set: thread_slot<Tag, T>() is this thread's (a thread_local
+// with constant initialisation: no guard, no destructor). Tag makes distinct slots.
+template <class Tag, class T>
+T*& thread_slot() noexcept {
+  thread_local T* slot = nullptr;
+  return slot;
 }
 
 // ---- futex-style waits ----------------------------------------------------------------------

@@ -291,6 +291,72 @@ struct advance_vs_cancel : rl::test_suite<advance_vs_cancel, 2>, service_fixture
   }
 };
 
+// =============================================================================================
+// 7. a timer's callback throws while another thread replaces the error handler (S15; API:
+//    set_error_handler is thread-safe): thread 0 runs the due timer, whose callback throws;
+//    thread 1 installs a second handler. Exactly one of the two handlers receives the
+//    aggregate_exception, once, holding the callback's exception. The service's handler is a
+//    sync::var guarded by the service's mutex [T1]: a report() that copies it without the
+//    mutex is a DATA RACE with the setter.
+// =============================================================================================
+struct timer_error_vs_set_handler : rl::test_suite<timer_error_vs_set_handler, 2>,
+                                    service_fixture {
+  struct callback_error {};
+  cancellation_source* source = nullptr;
+  std::optional<cancellation_registration> registration;
+  rl::var<int> first_handler_calls;
+  rl::var<int> second_handler_calls;
+  rl::var<int> well_formed;  // the aggregate held exactly the callback's exception
+
+  static bool holds_callback_error(const std::exception_ptr& e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const cancelkit::aggregate_exception& a) {
+      if (a.exceptions().size() != 1) return false;
+      try {
+        std::rethrow_exception(a.exceptions().front());
+      } catch (const callback_error&) {
+        return true;
+      } catch (...) {
+        return false;
+      }
+    } catch (...) {
+      return false;
+    }
+  }
+
+  void before() {
+    first_handler_calls($) = 0;
+    second_handler_calls($) = 0;
+    well_formed($) = 0;
+    make_service();
+    service->set_error_handler([this](std::exception_ptr e) {
+      first_handler_calls($) = first_handler_calls($) + 1;
+      if (holds_callback_error(e)) well_formed($) = well_formed($) + 1;
+    });
+    source = new cancellation_source(*service);
+    registration.emplace(source->token().register_callback([] { throw callback_error(); }));
+    source->cancel_after(nanoseconds(1));
+  }
+  void thread(unsigned i) {
+    if (i == 0) {
+      service->advance(nanoseconds(1));
+    } else {
+      service->set_error_handler([this](std::exception_ptr e) {
+        second_handler_calls($) = second_handler_calls($) + 1;
+        if (holds_callback_error(e)) well_formed($) = well_formed($) + 1;
+      });
+    }
+  }
+  void after() {
+    RL_ASSERT(first_handler_calls($) + second_handler_calls($) == 1);
+    RL_ASSERT(well_formed($) == 1);
+    registration.reset();
+    delete source;
+    drop_service();
+  }
+};
+
 }  // namespace
 
 const test_entry library_tests[] = {
@@ -300,6 +366,7 @@ const test_entry library_tests[] = {
     {"sole_owner_vs_timer", &run_test<sole_owner_vs_timer>},
     {"bridge_vs_to_stop_token", &run_test<bridge_vs_to_stop_token>},
     {"advance_vs_cancel", &run_test<advance_vs_cancel>},
+    {"timer_error_vs_set_handler", &run_test<timer_error_vs_set_handler>},
 };
 const std::size_t library_test_count = sizeof(library_tests) / sizeof(library_tests[0]);
 

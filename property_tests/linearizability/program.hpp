@@ -98,8 +98,9 @@ struct history {
   std::vector<final_state> end;  // per source, after the join
 };
 
-// Runs `p` once: builds the sources and pre-registrations, starts the threads together behind a
-// barrier, joins them, tears everything down. Timestamps come from one global counter.
+// Runs `p` once on real threads (execute.cpp): builds the sources and pre-registrations, starts
+// the threads together behind a barrier, joins them, tears everything down. Timestamps come from
+// one global counter. (property_tests/model_programs runs the same programs under Relacy.)
 history execute(const program& p, int callback_spin_ns);
 
 std::string show(const program& p, const history& h);

@@ -104,8 +104,27 @@ inline constexpr memory_order release = rl::mo_release;
 inline constexpr memory_order acq_rel = rl::mo_acq_rel;
 inline constexpr memory_order seq_cst = rl::mo_seq_cst;
 
-// Relacy's atomics need a debug-info argument on every access; this wrapper supplies it so the
-// core's call sites read the same in both builds.
+// Relacy records, for every step, where it was taken. The wrappers below take the caller's
+// source location as a defaulted last argument, so the execution history Relacy prints for
+// a failing schedule names the library's own line (state.hpp(199), timer_service.cpp(83)), not
+// this header's; the core's call sites read the same in both builds.
+// (std::source_location would do, but clang 14 with libstdc++ 12 lacks it; the builtins behind
+// it are in both compilers and, as default arguments, name the caller.)
+struct here {
+  const char* function;
+  const char* file;
+  unsigned line;
+  static constexpr here current(const char* function = __builtin_FUNCTION(),
+                                const char* file = __builtin_FILE(),
+                                unsigned line = __builtin_LINE()) noexcept {
+    return here{function, file, line};
+  }
+};
+inline rl::debug_info at(const here& where) noexcept {
+  return rl::debug_info(where.function, where.file, where.line);
+}
+
+// Relacy's atomics need that debug-info argument on every access.
 template <class T>
 class atomic {
  public:
@@ -114,19 +133,27 @@ class atomic {
   atomic(const atomic&) = delete;
   atomic& operator=(const atomic&) = delete;
 
-  T load(memory_order mo) const noexcept { return a_($).load(mo); }
-  void store(T v, memory_order mo) noexcept { a_($).store(v, mo); }
-  T exchange(T v, memory_order mo) noexcept { return a_($).exchange(v, mo); }
-  bool compare_exchange_weak(T& expected, T desired, memory_order success,
-                             memory_order failure) noexcept {
-    return a_($).compare_exchange_weak(expected, desired, success, failure);
+  T load(memory_order mo, here w = here::current()) const noexcept { return a_(at(w)).load(mo); }
+  void store(T v, memory_order mo, here w = here::current()) noexcept {
+    a_(at(w)).store(v, mo);
+  }
+  T exchange(T v, memory_order mo, here w = here::current()) noexcept {
+    return a_(at(w)).exchange(v, mo);
+  }
+  bool compare_exchange_weak(T& expected, T desired, memory_order success, memory_order failure,
+                             here w = here::current()) noexcept {
+    return a_(at(w)).compare_exchange_weak(expected, desired, success, failure);
   }
   bool compare_exchange_strong(T& expected, T desired, memory_order success,
-                               memory_order failure) noexcept {
-    return a_($).compare_exchange_strong(expected, desired, success, failure);
+                               memory_order failure, here w = here::current()) noexcept {
+    return a_(at(w)).compare_exchange_strong(expected, desired, success, failure);
   }
-  T fetch_add(T v, memory_order mo) noexcept { return a_($).fetch_add(v, mo); }
-  T fetch_sub(T v, memory_order mo) noexcept { return a_($).fetch_sub(v, mo); }
+  T fetch_add(T v, memory_order mo, here w = here::current()) noexcept {
+    return a_(at(w)).fetch_add(v, mo);
+  }
+  T fetch_sub(T v, memory_order mo, here w = here::current()) noexcept {
+    return a_(at(w)).fetch_sub(v, mo);
+  }
 
   // The futex model below: how many wake_all() calls this word has seen. Stands for the kernel's
   // wait queue, not for program memory, so it is plain (the simulation runs one fiber at a time).
@@ -141,7 +168,7 @@ inline thread_id current_thread() noexcept { return rl::thread_index(); }
 
 // In the model, a spin iteration must yield so that the scheduler explores the other threads
 // and does not report a livelock.
-inline void spin_pause() noexcept { rl::yield(1, $); }
+inline void spin_pause(here w = here::current()) noexcept { rl::yield(1, at(w)); }
 
 // A futex, modelled by its contract: wait_on() sleeps only if the word still holds `expected`,
 // checked atomically with going to sleep, and then until a wake_all() on the word, or it returns
@@ -152,17 +179,19 @@ inline void spin_pause() noexcept { rl::yield(1, $); }
 // happens-before edge is added from waker to sleeper: the callers re-check with their own
 // acquire loads, and their memory orders stay under test. (Timed waits keep the simple model:
 // a yield, then "woken", never "timed out": the model explores orders, not time.)
-inline void wait_on(atomic<std::uint32_t>& word, std::uint32_t expected) noexcept {
+inline void wait_on(atomic<std::uint32_t>& word, std::uint32_t expected,
+                    here w = here::current()) noexcept {
   const unsigned wakes = word.futex_wakes;
-  if (word.fetch_add(0, relaxed) != expected) return;
+  if (word.fetch_add(0, relaxed, w) != expected) return;
   if (rl::rand(4) == 0) {  // spurious wake-up: the callers must re-check
-    rl::yield(1, $);
+    rl::yield(1, at(w));
     return;
   }
-  while (word.futex_wakes == wakes) rl::yield(1, $);
+  while (word.futex_wakes == wakes) rl::yield(1, at(w));
 }
-inline bool wait_on_until(atomic<std::uint32_t>&, std::uint32_t, wait_clock::time_point) noexcept {
-  rl::yield(1, $);
+inline bool wait_on_until(atomic<std::uint32_t>&, std::uint32_t, wait_clock::time_point,
+                          here w = here::current()) noexcept {
+  rl::yield(1, at(w));
   return true;
 }
 inline void wake_all(atomic<std::uint32_t>& word) noexcept { ++word.futex_wakes; }
@@ -175,9 +204,9 @@ class mutex {
   mutex() = default;
   mutex(const mutex&) = delete;
   mutex& operator=(const mutex&) = delete;
-  void lock() { m_.lock($); }
-  bool try_lock() { return m_.try_lock($); }
-  void unlock() { m_.unlock($); }
+  void lock(here w = here::current()) { m_.lock(at(w)); }
+  bool try_lock(here w = here::current()) { return m_.try_lock(at(w)); }
+  void unlock(here w = here::current()) { m_.unlock(at(w)); }
 
  private:
   rl::mutex m_;
@@ -195,15 +224,15 @@ class var {
   var(const var&) = delete;
   var& operator=(const var&) = delete;
 
-  T get() const { read_probe(); return v_; }
-  void set(T v) { write_probe(); v_ = std::move(v); }
+  T get(here w = here::current()) const { read_probe(w); return v_; }
+  void set(T v, here w = here::current()) { write_probe(w); v_ = std::move(v); }
   // In-place access, for types not copied as a whole (containers): counts as a read / a write.
-  const T& read() const { read_probe(); return v_; }
-  T& write() { write_probe(); return v_; }
+  const T& read(here w = here::current()) const { read_probe(w); return v_; }
+  T& write(here w = here::current()) { write_probe(w); return v_; }
 
  private:
-  void read_probe() const { (void)static_cast<int>(probe_($)); }
-  void write_probe() { probe_($) = 0; }
+  void read_probe(const here& w) const { (void)static_cast<int>(probe_(at(w))); }
+  void write_probe(const here& w) { probe_(at(w)) = 0; }
   mutable rl::var<int> probe_{0};
   T v_;
 };

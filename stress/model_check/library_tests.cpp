@@ -75,6 +75,25 @@ struct counted_callback {
   void detach() { registration.reset(); }
 };
 
+// The shape most timer tests start from: a source on the iteration's service, one counted
+// callback on it, and a timer armed for 1 ns (the first advance() fires it).
+struct timed_source_fixture : service_fixture {
+  cancellation_source* source = nullptr;
+  counted_callback callback;
+
+  void make_timed_source() {
+    make_service();
+    source = new cancellation_source(*service);
+    callback.attach(source->token());
+    source->cancel_after(nanoseconds(1));
+  }
+  void drop_timed_source() {
+    callback.detach();
+    delete source;
+    drop_service();
+  }
+};
+
 // =============================================================================================
 // 1. the timer fires while the last handle drops ([T2]; S10, S17; issue 16, defect 1): thread 0
 //    runs the due timer (advance), thread 1 destroys the source's only handle. The timer holds
@@ -109,17 +128,9 @@ struct timer_fires_vs_last_handle : rl::test_suite<timer_fires_vs_last_handle, 2
 //    cancelled and the callback ran once). A reset that slips between "taken off the map" and
 //    "source cancelled" returns true and is cancelled anyway (dotnet/runtime#60182).
 // =============================================================================================
-struct timer_fires_vs_try_reset : rl::test_suite<timer_fires_vs_try_reset, 2>, service_fixture {
-  cancellation_source* source = nullptr;
-  counted_callback callback;
+struct timer_fires_vs_try_reset : rl::test_suite<timer_fires_vs_try_reset, 2>, timed_source_fixture {
   bool reset = false;
-
-  void before() {
-    make_service();
-    source = new cancellation_source(*service);
-    callback.attach(source->token());
-    source->cancel_after(nanoseconds(1));
-  }
+  void before() { make_timed_source(); }
   void thread(unsigned i) {
     if (i == 0) {
       service->advance(nanoseconds(1));
@@ -132,9 +143,7 @@ struct timer_fires_vs_try_reset : rl::test_suite<timer_fires_vs_try_reset, 2>, s
     RL_ASSERT(source->is_cancellation_requested() == !reset);
     RL_ASSERT(callback.count() == (reset ? 0 : 1));
     if (!reset) RL_ASSERT(is_deadline(source->token().cancellation_reason()));
-    callback.detach();
-    delete source;
-    drop_service();
+    drop_timed_source();
   }
 };
 
@@ -149,16 +158,8 @@ struct timer_fires_vs_try_reset : rl::test_suite<timer_fires_vs_try_reset, 2>, s
 //    firing entry as armed) survives the state's destruction, and the service's next advance()
 //    touches freed memory.
 // =============================================================================================
-struct timer_fires_vs_rearm : rl::test_suite<timer_fires_vs_rearm, 2>, service_fixture {
-  cancellation_source* source = nullptr;
-  counted_callback callback;
-
-  void before() {
-    make_service();
-    source = new cancellation_source(*service);
-    callback.attach(source->token());
-    source->cancel_after(nanoseconds(1));
-  }
+struct timer_fires_vs_rearm : rl::test_suite<timer_fires_vs_rearm, 2>, timed_source_fixture {
+  void before() { make_timed_source(); }
   void thread(unsigned i) {
     if (i == 0) {
       service->advance(nanoseconds(1));
@@ -262,17 +263,9 @@ struct bridge_vs_to_stop_token : rl::test_suite<bridge_vs_to_stop_token, 2>, ser
 //    and the timer's canceller is released by exactly one party (on_requested's disarm or the
 //    firing), so the last handle frees the state, the extension and the map entry.
 // =============================================================================================
-struct advance_vs_cancel : rl::test_suite<advance_vs_cancel, 2>, service_fixture {
-  cancellation_source* source = nullptr;
-  counted_callback callback;
+struct advance_vs_cancel : rl::test_suite<advance_vs_cancel, 2>, timed_source_fixture {
   bool cancelled_by_call = false;
-
-  void before() {
-    make_service();
-    source = new cancellation_source(*service);
-    callback.attach(source->token());
-    source->cancel_after(nanoseconds(1));
-  }
+  void before() { make_timed_source(); }
   void thread(unsigned i) {
     if (i == 0) {
       service->advance(nanoseconds(1));
@@ -285,9 +278,7 @@ struct advance_vs_cancel : rl::test_suite<advance_vs_cancel, 2>, service_fixture
     RL_ASSERT(callback.count() == 1);
     RL_ASSERT(is_deadline(source->token().cancellation_reason()) == !cancelled_by_call);
     RL_ASSERT(!source->try_reset());  // cancelled (S18), not stuck "firing"
-    callback.detach();
-    delete source;
-    drop_service();
+    drop_timed_source();
   }
 };
 

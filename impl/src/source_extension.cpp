@@ -18,7 +18,8 @@ void source_extension::on_requested() noexcept {
   std::optional<std::stop_source> to_request;
   {
     std::lock_guard<sync::mutex> lock(bridge_mutex_);
-    to_request = bridge_.get();  // a copy: request_stop() runs std callbacks, so not under our mutex
+    // A copy: request_stop() runs std callbacks, so not under our mutex.
+    to_request = bridge_.get();
   }
   if (to_request && !to_request->request_stop()) {
     // [B6]: a to_stop_token() won the request and may still be running the std callbacks,

@@ -128,7 +128,8 @@ struct timer_fires_vs_last_handle : rl::test_suite<timer_fires_vs_last_handle, 2
 //    cancelled and the callback ran once). A reset that slips between "taken off the map" and
 //    "source cancelled" returns true and is cancelled anyway (dotnet/runtime#60182).
 // =============================================================================================
-struct timer_fires_vs_try_reset : rl::test_suite<timer_fires_vs_try_reset, 2>, timed_source_fixture {
+struct timer_fires_vs_try_reset : rl::test_suite<timer_fires_vs_try_reset, 2>,
+                                  timed_source_fixture {
   bool reset = false;
   void before() { make_timed_source(); }
   void thread(unsigned i) {

@@ -349,6 +349,33 @@ struct timer_error_vs_set_handler : rl::test_suite<timer_error_vs_set_handler, 2
   }
 };
 
+// =============================================================================================
+// 8. a timed wait vs cancel() (S3, S14 wait_for; issue 16, defect 3's path): thread 0 waits with
+//    a timeout on the token, thread 1 writes, then cancels. The model's timed sleep never times
+//    out (it explores orders, not time), so wait_for() must return true, and the canceller's
+//    write must be visible after it: the timed path re-checks with the same acquire load as
+//    wait(), which a relaxed re-check would break (DATA RACE on `payload`).
+// =============================================================================================
+struct timed_wait_vs_cancel : rl::test_suite<timed_wait_vs_cancel, 2> {
+  cancellation_source* source = nullptr;
+  rl::var<int> payload;
+
+  void before() {
+    payload($) = 0;
+    source = new cancellation_source();
+  }
+  void thread(unsigned i) {
+    if (i == 0) {
+      RL_ASSERT(source->token().wait_for(std::chrono::hours(1)));
+      RL_ASSERT(payload($) == 1);  // S3: what the canceller did before cancel() is visible
+    } else {
+      payload($) = 1;
+      RL_ASSERT(source->cancel());
+    }
+  }
+  void after() { delete source; }
+};
+
 }  // namespace
 
 const test_entry library_tests[] = {
@@ -359,6 +386,7 @@ const test_entry library_tests[] = {
     {"bridge_vs_to_stop_token", &run_test<bridge_vs_to_stop_token>},
     {"advance_vs_cancel", &run_test<advance_vs_cancel>},
     {"timer_error_vs_set_handler", &run_test<timer_error_vs_set_handler>},
+    {"timed_wait_vs_cancel", &run_test<timed_wait_vs_cancel>},
 };
 const std::size_t library_test_count = sizeof(library_tests) / sizeof(library_tests[0]);
 

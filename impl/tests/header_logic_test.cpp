@@ -106,3 +106,72 @@ TEST(HeaderLogicRegistration, DestroyedInsideItsOwnCallback_NodeOutlivesTheRunAn
   EXPECT_TRUE(alive_after_reset) << "the callable was destroyed while it ran";
   EXPECT_EQ(live, 0) << "the callable was destroyed " << (live < 0 ? "more than once" : "never");
 }
+
+// ---- detail/callback_storage.hpp: a callable whose copy throws while the node is built ------
+
+namespace {
+
+struct copy_refused {};
+
+// A callable whose copy constructor throws on demand; counts live instances (so a node whose
+// callable was built and then lost shows up as a leak of one instance) and its runs. `Pad` makes
+// it large enough to leave the small-block cache (the other allocation path of create()).
+template <std::size_t Pad>
+struct refusing_callable {
+  int* live;
+  int* runs;
+  bool refuse_copy;
+  unsigned char pad[Pad] = {};
+
+  refusing_callable(int* l, int* r, bool refuse) : live(l), runs(r), refuse_copy(refuse) {
+    ++*live;
+  }
+  refusing_callable(const refusing_callable& other)
+      : live(other.live), runs(other.runs), refuse_copy(false) {
+    if (other.refuse_copy) throw copy_refused();
+    ++*live;
+  }
+  ~refusing_callable() { --*live; }
+  void operator()() && { ++*runs; }
+};
+
+template <std::size_t Pad>
+void expect_no_change_when_the_copy_throws() {
+  int live = 0;
+  int runs = 0;
+  cancellation_source source;
+  {
+    const refusing_callable<Pad> callable(&live, &runs, /*refuse=*/true);
+    EXPECT_THROW(static_cast<void>(source.token().register_callback(callable)), copy_refused);
+    EXPECT_EQ(live, 1) << "only the caller's callable may be alive after the failed copy";
+  }
+  EXPECT_EQ(live, 0);
+  EXPECT_TRUE(source.cancel());
+  EXPECT_EQ(runs, 0) << "a registration whose callable could not be stored must not exist";
+  // The storage the failed node used is reusable: a later registration works as usual.
+  cancellation_source next;
+  {
+    const refusing_callable<Pad> callable(&live, &runs, /*refuse=*/false);
+    const cancellation_registration r = next.token().register_callback(callable);
+    EXPECT_TRUE(next.cancel());
+  }
+  EXPECT_EQ(runs, 1);
+  EXPECT_EQ(live, 0);
+}
+
+}  // namespace
+
+// S25: a callable whose copy throws while register_callback stores it leaves no registration and
+// no half-built node behind, and the exception reaches the caller: the small-block path...
+TEST(HeaderLogicStorage, SmallCallableWhoseCopyThrows_LeavesNothingRegistered) {
+  static_assert(sizeof(refusing_callable<1>) + sizeof(detail::owned_callback_node) <=
+                detail::small_block_size);
+  expect_no_change_when_the_copy_throws<1>();
+}
+
+// ... and the path of a callable too large for a small block.
+TEST(HeaderLogicStorage, LargeCallableWhoseCopyThrows_LeavesNothingRegistered) {
+  static_assert(sizeof(refusing_callable<256>) + sizeof(detail::owned_callback_node) >
+                detail::small_block_size);
+  expect_no_change_when_the_copy_throws<256>();
+}

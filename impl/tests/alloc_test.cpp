@@ -529,3 +529,50 @@ TEST(NoAccumulation, DroppedLinkedChildrenOfAStopToken_AreRemoved) {  // S21, S2
             }),
             50);
 }
+
+// S12, S15: a callback's exception is reported even when there is no memory to collect it. Two
+// callbacks throw (an int: throwing allocates nothing through operator new) and cancel() runs
+// with its first, second, ... allocation failing. Whichever fails, every callback runs once and
+// cancel() throws: the aggregate_exception of both (nothing failed), or one that still holds the
+// first exception (collection ran out of memory), or std::bad_alloc from building that report.
+TEST(AllocationFailure, Cancel_OutOfMemoryWhileCollectingCallbackErrors_StillReportsAnError) {
+  bool collection_failed = false;
+  bool succeeded = false;
+  for (std::int64_t n = 1; n <= max_attempts && !succeeded; ++n) {
+    cancellation_source s;
+    int runs = 0;
+    auto r1 = s.token().register_callback([&runs] { ++runs; throw 1; });
+    auto r2 = s.token().register_callback([&runs] { ++runs; throw 2; });
+    std::size_t reported = 0;
+    int first = 0;
+    bool out_of_memory = false;
+    {
+      alloc::fail_nth guard(n);
+      try {
+        s.cancel();
+        ADD_FAILURE() << "cancel() returned although two callbacks threw";
+      } catch (const aggregate_exception& e) {
+        reported = e.exceptions().size();
+        try {
+          std::rethrow_exception(e.exceptions().front());
+        } catch (int v) {
+          first = v;
+        }
+      } catch (const std::bad_alloc&) {
+        out_of_memory = true;  // building the report itself ran out of memory
+      }
+      if (!guard.triggered()) succeeded = true;
+    }
+    EXPECT_TRUE(s.is_cancellation_requested());
+    EXPECT_EQ(runs, 2) << "allocation failure " << n;
+    if (out_of_memory) continue;
+    EXPECT_GE(reported, 1U) << "allocation failure " << n;
+    EXPECT_EQ(first, 2) << "the latest registration runs first (S5), so its exception is first";
+    if (reported == 1) collection_failed = true;
+    if (succeeded) {
+      EXPECT_EQ(reported, 2U);
+    }
+  }
+  EXPECT_TRUE(succeeded);
+  EXPECT_TRUE(collection_failed) << "no allocation failure hit the collection of the errors";
+}

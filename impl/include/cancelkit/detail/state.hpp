@@ -125,6 +125,9 @@ struct dispatch_outcome {
   bool requested = false;             // this call set REQUESTED on the root (S2)
   std::exception_ptr first_error;     // first exception any callback threw
   std::vector<std::exception_ptr> errors;  // all of them, in the order the callbacks ran
+  // Collecting ran out of memory: `errors` holds the first ones only (in order; none if the
+  // first could not be stored, which leaves first_error to report).
+  bool errors_truncated = false;
 };
 
 enum class link_result { linked, already_requested, cannot_cancel };
@@ -650,11 +653,15 @@ class state {
 
   static void record_error(dispatch_outcome& out, std::exception_ptr e) noexcept {
     if (!out.first_error) out.first_error = e;
+    // Once a push failed, later exceptions are not collected: `errors` stays a prefix of the
+    // run order that starts with the first exception (or is empty, and the public layer reports
+    // first_error). Collecting on after a failure dropped the first exception and reported a
+    // later one as if it came first (S12, S15).
+    if (out.errors_truncated) return;
     try {
       out.errors.push_back(std::move(e));
     } catch (...) {
-      // Out of memory while collecting: the first exception is kept in first_error, and the
-      // public layer reports at least that one.
+      out.errors_truncated = true;  // out of memory while collecting
     }
   }
 

@@ -1,5 +1,5 @@
 // property_tests/model/model.cpp — the oracle's rules, one function per operation, each citing
-// the rule of ../shared/spec/SEMANTICS.md it follows.
+// the rule of docs/spec/SEMANTICS.md it follows.
 #include "model.hpp"
 
 #include <deque>

@@ -1,5 +1,5 @@
 // property_tests/model/model.hpp — the oracle: a plain, single-threaded model of the contract in
-// ../shared/spec/SEMANTICS.md (rules cited as S1..S25).
+// docs/spec/SEMANTICS.md (rules cited as S1..S25).
 //
 // No atomics, no locks, no code shared with impl/. Sources, tokens, registrations and std stop
 // tokens live in tables; the test harness keeps the real objects in "slots" numbered exactly like

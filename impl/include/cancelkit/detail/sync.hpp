@@ -226,8 +226,7 @@ class var {
 
   T get(here w = here::current()) const { read_probe(w); return v_; }
   void set(T v, here w = here::current()) { write_probe(w); v_ = std::move(v); }
-  // In-place access, for types not copied as a whole (containers): counts as a read / a write.
-  const T& read(here w = here::current()) const { read_probe(w); return v_; }
+  // In-place access, for types not copied as a whole (containers): counts as a write.
   T& write(here w = here::current()) { write_probe(w); return v_; }
 
  private:
@@ -315,7 +314,6 @@ class var {
 
   T get() const { return v_; }
   void set(T v) { v_ = std::move(v); }
-  const T& read() const { return v_; }
   T& write() { return v_; }
 
  private:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import shlex
 import subprocess
 import sys
 import time
@@ -12,6 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as bl  # noqa: E402
+import compare_output as co  # noqa: E402
+from compare_output import holm  # noqa: E402,F401  (kept importable from here)
 
 DESCRIPTION = """\
 Compare the benchmarks of two revisions of cancelkit.
@@ -34,7 +36,12 @@ or an instruction count up by more than --ir-threshold %;
 Results are kept per revision under .bench-results/ (git-ignored): builds, callgrind counts
 and the runs of this pair are re-used on the next call (--fresh re-runs the timings).
 BASE and HEAD are anything `git rev-parse` accepts, WORKTREE for the uncommitted tree, or
-dir:PATH for any directory holding an impl/ (e.g. a patched copy; re-measured when it changes)."""
+dir:PATH for any directory holding an impl/ (e.g. a patched copy; re-measured when it changes).
+
+--json FILE writes every benchmark's medians, change, U-test p (raw and adjusted), verdict and
+the callgrind deltas (schema cancelkit-bench-compare/1, docs/ci.md); --summary-md FILE the
+markdown for a CI step summary: the verdict first, then the regressions with the command that
+re-measures them, then the tables. Both are written whenever the comparison ran (exit 0 or 1)."""
 
 
 def parse_args(argv):
@@ -63,6 +70,10 @@ def parse_args(argv):
     p.add_argument("--jobs", type=int, default=2, help="build/valgrind parallelism (default 2)")
     p.add_argument("--show-compare-py", action="store_true",
                    help="also print compare.py's own output")
+    p.add_argument("--json", metavar="FILE", type=Path,
+                   help="write the results as JSON (schema cancelkit-bench-compare/1)")
+    p.add_argument("--summary-md", metavar="FILE", type=Path,
+                   help="write the markdown step summary (verdict, regressions, tables)")
     a = p.parse_args(argv)
     if a.reps < 2:
         p.error("--reps must be at least 2 (the U-test wants 9 or more)")
@@ -102,21 +113,10 @@ def interleave(a: bl.Subject, b: bl.Subject, args):
     return da, db
 
 
-def holm(pvalues: dict) -> dict:
-    """Holm-Bonferroni adjusted p-values (family-wise error rate over all benchmarks): with
-    ~70 benchmarks, a plain p < 0.05 flags a few 'regressions' in every run by chance alone."""
-    known = sorted((p, name) for name, p in pvalues.items() if p is not None)
-    m = len(known)
-    out = {name: None for name in pvalues}
-    running = 0.0
-    for i, (p, name) in enumerate(known):
-        running = max(running, min(1.0, (m - i) * p))
-        out[name] = running
-    return out
-
-
 def main(argv=None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    args.command = "scripts/bench-compare " + shlex.join(argv)
     try:
         return compare(args)
     except bl.BenchError as e:
@@ -172,57 +172,15 @@ def compare(args) -> int:
 
     med_a = bl.medians(files_a)
     med_b = bl.medians(files_b)
-    rows = []
-    regressions = []
-    thr = args.threshold / 100
-    entries = [e for e in diff
-               if e["name"] != "OVERALL_GEOMEAN" and e["name"] in med_a and e["name"] in med_b]
-    raw_p = {}
-    for entry in entries:
-        ut = entry.get("utest") or {}
-        raw_p[entry["name"]] = ut.get(
-            "time_pvalue" if bl.metric_of(entry["name"]) == "real_time" else "cpu_pvalue")
-    adj_p = raw_p if args.no_holm else holm(raw_p)
-    for entry in entries:
-        name = entry["name"]
-        metric = bl.metric_of(name)
-        ma, mb = med_a[name]["time"], med_b[name]["time"]
-        change = (mb - ma) / ma if ma else 0.0
-        pval = raw_p[name]
-        padj = adj_p[name]
-        significant = padj is not None and padj < args.alpha
-        if change > thr and significant:
-            verdict = "REGRESSION"
-            regressions.append(name)
-        elif change < -thr and significant:
-            verdict = "faster"
-        elif abs(change) > thr:
-            verdict = "noise"
-        else:
-            verdict = ""
-        fa, fb = med_a[name], med_b[name]
-        rows.append([name, metric.replace("_time", ""), bl.fmt_num(fa["figure"], fa["unit"]),
-                     bl.fmt_num(fb["figure"], fb["unit"]), f"{change * 100:+.1f}%",
-                     "-" if pval is None else f"{pval:.2g}",
-                     "-" if padj is None else f"{padj:.2g}", verdict])
-
+    cg_a = cg_b = None
     if not args.no_callgrind:
         cg_a = a.callgrind(args.jobs)
         cg_b = b.callgrind(args.jobs)
-        for op, va in cg_a["ops"].items():
-            vb = cg_b["ops"].get(op)
-            if vb is None:
-                continue
-            ia, ib = va["ir_per_op"], vb["ir_per_op"]
-            change = (ib - ia) / ia if ia else 0.0
-            verdict = ""
-            if change * 100 > args.ir_threshold:
-                verdict = "REGRESSION"
-                regressions.append("callgrind:" + op)
-            elif change * 100 < -args.ir_threshold:
-                verdict = "fewer"
-            rows.append([f"callgrind:{op}", "Ir/op", f"{ia:.1f}", f"{ib:.1f}",
-                         f"{change * 100:+.1f}%", "exact", "", verdict])
+    result = co.evaluate(diff, med_a, med_b, cg_a, cg_b, threshold=args.threshold,
+                         ir_threshold=args.ir_threshold, alpha=args.alpha,
+                         use_holm=not args.no_holm)
+    rows = co.table_rows(result, bl.fmt_num)
+    regressions = result["regressions"]
 
     geo = next((e for e in diff if e["name"] == "OVERALL_GEOMEAN"), None)
     table = bl.render(["benchmark", "metric", f"A {a.rev.short}", f"B {b.rev.short}", "change",
@@ -242,6 +200,22 @@ def compare(args) -> int:
         print(f"\ngeomean change over all benchmarks: time {m['time'] * 100:+.1f}%, "
               f"cpu {m['cpu'] * 100:+.1f}%")
     (outdir / "table.md").write_text(header + "\n\n" + table + "\n")
+    doc = co.to_json(
+        result,
+        base={"rev": args.base, "sha": a.rev.sha, "short": a.rev.short, "label": a.label()},
+        head={"rev": args.head, "sha": b.rev.sha, "short": b.rev.short, "label": b.label()},
+        settings={"reps": len(files_a), "reps_head": len(files_b), "min_time_s": args.min_time,
+                  "threshold_pct": args.threshold, "ir_threshold_pct": args.ir_threshold,
+                  "alpha": args.alpha, "holm": not args.no_holm, "filter": args.filter,
+                  "callgrind": not args.no_callgrind},
+        command=args.command, machine=bl.machine_line(files_a + files_b),
+        yardstick=str(yard.origin))
+    (outdir / "compare.json").write_text(json.dumps(doc, indent=2) + "\n")
+    for path, text in ((args.json, json.dumps(doc, indent=2) + "\n"),
+                       (args.summary_md, co.summary_markdown(doc, bl.fmt_num))):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
     print(f"\nkept in {outdir.relative_to(bl.REPO)}/ (table.md, compare_py.txt, base.json, "
           f"head.json); {bl.elapsed(t0)}")
     if regressions:

@@ -5,6 +5,11 @@
 
 namespace cancelkit::detail {
 
+source_extension::source_extension(state* owner, timer_service& service) noexcept
+    : timer_entry(&timer_access::take, &timer_access::fire_entry),
+      owner_(owner),
+      service_(service) {}
+
 source_extension::~source_extension() {
   // The owner is being freed: nothing can observe it any more, so the timer just goes (S17),
   // and the std parent's callback is deregistered (its destructor waits if it is running; the
@@ -50,6 +55,55 @@ void source_extension::on_orphaned() noexcept {
   }
   // `dropped` goes out of scope outside the lock: with the last stop_source gone, every
   // std::stop_token handed out reports stop_possible() == false (S23 mirrored).
+  //
+  // S23 for coroutines in cancelled(token): one watch at a time, claimed under the mutex and
+  // resumed outside it (it runs user code), so that a coroutine resumed here may destroy another
+  // that is still listed: that one's destructor withdraws it first ([C3] in coroutine.hpp).
+  // No watch can be added from now on (`orphaned_` is set), so the loop ends.
+  for (;;) {
+    orphan_watch* claimed = nullptr;
+    {
+      std::lock_guard<sync::mutex> lock(bridge_mutex_);
+      orphan_watch* w = watchers_.get();
+      if (w == nullptr) break;
+      watchers_.set(w->next);
+      if (w->next != nullptr) w->next->prev_next = w->prev_next;
+      w->next = nullptr;
+      w->prev_next = nullptr;
+      if (w->claim(*w)) claimed = w;
+    }
+    if (claimed != nullptr) claimed->resume(*claimed);  // may free `claimed`
+  }
+}
+
+watch_result source_extension::watch(orphan_watch& w) {
+  std::lock_guard<sync::mutex> lock(bridge_mutex_);
+  // The second test covers an extension installed after the orphaning looked for one (as in
+  // bridge()): under the state's lock, either the installer came first and on_orphaned() will
+  // see this extension, or the orphaning came first and its ORPHANED is visible now.
+  if (orphaned_.get() || !owner_->can_be_canceled()) return watch_result::orphaned;
+  orphan_watch* head = watchers_.get();
+  w.next = head;
+  w.prev_next = &watchers_.write();
+  if (head != nullptr) head->prev_next = &w.next;
+  watchers_.set(&w);
+  return watch_result::watching;
+}
+
+void source_extension::unwatch(orphan_watch& w) noexcept {
+  std::lock_guard<sync::mutex> lock(bridge_mutex_);
+  if (w.prev_next == nullptr) return;  // taken off by on_orphaned(), under this mutex
+  *w.prev_next = w.next;
+  if (w.next != nullptr) w.next->prev_next = w.prev_next;
+  w.next = nullptr;
+  w.prev_next = nullptr;
+}
+
+watch_result watch_orphaning(state* s, orphan_watch& w) { return extension_of(s).watch(w); }
+
+void unwatch_orphaning(state* s, orphan_watch& w) noexcept {
+  // Listed only through an installed extension, which lives as long as `s` [I14].
+  if (state_extension* e = s->extension()) static_cast<source_extension&>(*e).unwatch(w);
 }
 
 std::stop_source source_extension::bridge() {

@@ -58,8 +58,12 @@
 // ---------------------------------------------------------------------------------------------
 #pragma once
 
+#include <cancelkit/detail/orphan_watch.hpp>
 #include <cancelkit/detail/state.hpp>
+#include <cancelkit/detail/timer_entry.hpp>
 #include <cancelkit/timer_service.hpp>
+
+#include "core/state_slow_paths.hpp"  // the core's cold paths: cancel, orphan, link
 
 #include <cstdint>
 #include <exception>
@@ -100,10 +104,12 @@ class std_trigger_scope {
   std_drain_queue* hidden_;  // the drain queue hidden by this scope, or null
 };
 
-class source_extension final : public state_extension {
+struct timer_access;
+
+// The source's timer is its timer_entry base (one entry per source, re-armed in place, S17).
+class source_extension final : public state_extension, public timer_entry {
  public:
-  source_extension(state* owner, timer_service& service) noexcept
-      : owner_(owner), service_(service) {}
+  source_extension(state* owner, timer_service& service) noexcept;
   ~source_extension() override;
 
   void on_requested() noexcept override;
@@ -123,16 +129,19 @@ class source_extension final : public state_extension {
   // Links the owner below `parent` (which must have stop_possible()). Throws std::bad_alloc.
   void attach_std_parent(const std::stop_token& parent);
 
-  // Timer bookkeeping, written under service().mutex ([T1]..[T4] in timer_service.cpp). `armed`
-  // is also read without the mutex, as a pre-check in disarm/forget: it is only set by arm(),
-  // which needs a source handle, so a state that was just cancelled can trust a false reading,
-  // and a state that is being destroyed can trust an acquire reading of false [T2]; either then
-  // never touches the service (which may already be gone in tests that destroy a
+  // Coroutines suspended in cancelled(token) (coroutine.hpp), told when the owner can no longer
+  // be cancelled (S23): on_orphaned() claims and resumes them one at a time.
+  watch_result watch(orphan_watch& w);
+  void unwatch(orphan_watch& w) noexcept;
+
+  // Timer bookkeeping (the timer_entry base: `armed`, `deadline`, `sequence`, `heap_index`),
+  // written under service().mutex ([T1]..[T4] in timer_service.cpp). `armed` is also read
+  // without the mutex, as a pre-check in disarm/forget: it is only set by arm(), which needs a
+  // source handle, so a state that was just cancelled can trust a false reading, and a state
+  // that is being destroyed can trust an acquire reading of false [T2]; either then never
+  // touches the service (which may already be gone in tests that destroy a
   // manual_timer_service before the last token).
-  sync::atomic<bool> armed{false};
   sync::var<bool> firing{false};
-  sync::var<timer_service::clock::time_point> deadline;
-  sync::var<std::uint64_t> sequence{0};
 
  private:
   state* const owner_;
@@ -141,6 +150,7 @@ class source_extension final : public state_extension {
   sync::mutex bridge_mutex_;
   sync::var<std::optional<std::stop_source>> bridge_;  // guarded by bridge_mutex_
   sync::var<bool> orphaned_{false};                    // guarded by bridge_mutex_
+  sync::var<orphan_watch*> watchers_{nullptr};         // guarded by bridge_mutex_ (intrusive)
   // [B6]: 1 once a to_stop_token() that won the bridge's request_stop() has returned from it.
   sync::atomic<std::uint32_t> bridge_requested_{0};
 
@@ -154,8 +164,18 @@ class source_extension final : public state_extension {
 // The extension of `s`, installed on first use. Throws std::bad_alloc.
 source_extension& extension_of(state* s);
 
-// The timer_service internals that sources use (defined in timer_service.cpp).
+// The timer_service internals that sources and delays use (defined in timer_service.cpp).
 struct timer_access {
+  // (Re)arms any entry; a first arming of a source's entry adds a canceller to `canceller_of`
+  // [T4]. Throws std::system_error or std::bad_alloc, changing nothing.
+  static void arm_entry(timer_service& service, timer_entry& e,
+                        timer_service::clock::time_point deadline, state* canceller_of);
+  // Takes `e` off the heap if armed; returns whether it was [T5].
+  static bool withdraw_entry(timer_service& service, timer_entry& e) noexcept;
+  // A source entry's `take` and `fire` (timer_entry): the reference and `firing` [T2] [T3],
+  // then fire() below.
+  static bool take(timer_entry& e) noexcept;
+  static void fire_entry(timer_entry& e) noexcept;
   // (Re)arms `e` for `deadline`; a newly armed timer counts as a canceller [I10].
   // Throws std::bad_alloc, leaving any earlier timer as it was.
   static void arm(source_extension& e, timer_service::clock::time_point deadline);

@@ -66,7 +66,7 @@ class system_timer final : public timer_service {
  private:
   void ensure_running() override;
   void timers_changed() noexcept override;
-  void hand_off(detail::source_extension& due) noexcept override;
+  void hand_off(detail::timer_entry& due) noexcept override;
 
   void loop();
   void work();
@@ -85,7 +85,7 @@ class system_timer final : public timer_service {
   // Held through a pointer so that a fork child can drop it: the std::thread of a thread that
   // does not exist must never be joined, detached or destroyed.
   std::thread* timer_thread_ = nullptr;
-  std::deque<detail::source_extension*> due_;  // handed off, not yet taken by a worker
+  std::deque<detail::timer_entry*> due_;  // handed off, not yet taken by a worker
   std::size_t workers_ = 0;                    // live worker threads
   std::size_t idle_ = 0;                       // workers waiting on work_
   std::uint64_t generation_ = 0;
@@ -130,7 +130,7 @@ void system_timer::timers_changed() noexcept {
   wake_.notify_one();
 }
 
-void system_timer::hand_off(detail::source_extension& due) noexcept {
+void system_timer::hand_off(detail::timer_entry& due) noexcept {
   std::unique_lock<std::mutex> lock(mutex_);
   // Past the shutdown point no cancellation starts: the timer keeps run_due's reference and
   // `firing` for good (documented in timer_service.hpp; the process is ending).
@@ -192,10 +192,10 @@ void system_timer::work() {
       if (!woken) break;  // idle for a while: retire
     }
     if (stopping_) break;  // past the shutdown point: queued timers are not fired
-    detail::source_extension* const e = due_.front();
+    detail::timer_entry* const e = due_.front();
     due_.pop_front();
     lock.unlock();
-    fire(*e);  // [T3]: `firing` was set by run_due and is cleared in here
+    fire(*e);  // [T3]: a source's `firing` was set by run_due and is cleared in here
     lock.lock();
   }
   --workers_;

@@ -6,6 +6,7 @@
 //   most; duplicate parents cost nothing extra (S19).
 // - S17, S21: dropped sources with armed timers and dropped linked children do not accumulate.
 #include <cancelkit/cancelkit.hpp>
+#include <cancelkit/coroutine.hpp>
 
 #include <array>
 #include <chrono>
@@ -16,6 +17,7 @@
 #include <stop_token>
 #include <vector>
 
+#include "coro_task.hpp"
 #include "counting_new.hpp"
 #include "test_support.hpp"
 
@@ -447,6 +449,96 @@ TEST(Allocations, RegisterSmallCallable_AllocatesNothingInTheSteadyState) {  // 
   // One per round: the vector's buffer. None for the 480 registrations.
   EXPECT_EQ(allocations, 10);
   EXPECT_EQ(runs, 0);
+}
+
+TEST(Allocations, RegistrationsReleasedOnAnotherThread_AllocateOnTheRegisteringThread) {
+  // README (issue 21, part 4): the steady state holds only when registrations are released on
+  // the thread that made them. A block goes back to the releasing thread's cache, so a thread
+  // that only registers (here: this one) takes a fresh block from the heap every time. The count
+  // is this thread's only (counting_new.hpp), so the releasing thread's frees do not blur it.
+  cancellation_source s;
+  int runs = 0;
+  const auto cycle = [&] {
+    std::vector<cancellation_registration> regs;
+    regs.reserve(48);
+    for (int i = 0; i < 48; ++i) regs.push_back(s.token().register_callback([&runs] { ++runs; }));
+    cktest::bounded_thread releaser([regs = std::move(regs)]() mutable { regs.clear(); });
+    releaser.join();
+  };
+  warm_up(cycle);
+  std::int64_t allocations = -1;
+  {
+    const alloc::count_scope counter;
+    for (int round = 0; round < 10; ++round) cycle();
+    allocations = counter.count();
+  }
+  // At least one block per registration: 480 (plus the vectors and the threads).
+  EXPECT_GE(allocations, 480);
+  EXPECT_EQ(runs, 0);
+}
+
+// ---- issue 18: awaiting allocates nothing in the steady state -----------------------------------
+
+namespace {
+// Awaits delay(10ms, token, timers) `rounds` times; counts the resumptions by the timer.
+cktest::task delay_loop(cancellation_token token, manual_timer_service& timers, int rounds,
+                        int& resumed) {
+  for (int i = 0; i < rounds; ++i) {
+    co_await delay(std::chrono::milliseconds(10), token, timers);
+    ++resumed;
+  }
+}
+
+// Awaits cancelled() on each token in turn.
+cktest::task cancelled_loop(const std::vector<cancellation_token>& tokens, int& resumed) {
+  for (const cancellation_token& t : tokens) {
+    co_await cancelled(t);
+    ++resumed;
+  }
+}
+
+// Suspends in cancelled(t) until destroyed: makes `t`'s source set up what awaiting needs.
+cktest::task await_once(cancellation_token t) { co_await cancelled(t); }
+}  // namespace
+
+TEST(Allocations, DelayAwaitedRepeatedly_AllocatesNothingPerAwait) {  // S27, S29; issue 18
+  // The timer entry lives in the awaiter, in the coroutine frame; the service's heap keeps its
+  // capacity. Only the frame (before counting) is allocated.
+  manual_timer_service timers;
+  cancellation_source source;
+  int resumed = 0;
+  cktest::task t = delay_loop(source.token(), timers, 210, resumed);
+  for (int i = 0; i < 10; ++i) timers.advance(std::chrono::milliseconds(10));  // warm up
+  std::int64_t allocations = -1;
+  {
+    const alloc::count_scope counter;
+    for (int i = 0; i < 200; ++i) timers.advance(std::chrono::milliseconds(10));
+    allocations = counter.count();
+  }
+  EXPECT_EQ(resumed, 210);
+  EXPECT_TRUE(t.finished());
+  EXPECT_EQ(allocations, 0);
+}
+
+TEST(Allocations, CancelledAwaitedRepeatedly_AllocatesNothingPerAwait) {  // S26, S29; issue 18
+  // The registration node lives in the awaiter. What a source sets up for its first awaiter
+  // (the orphan watch list) is per source, made here before counting.
+  constexpr int n = 100;
+  std::vector<cancellation_source> sources(n);
+  std::vector<cancellation_token> tokens;
+  for (const auto& s : sources) tokens.push_back(s.token());
+  for (const auto& t : tokens) await_once(t).destroy();
+  int resumed = 0;
+  cktest::task t = cancelled_loop(tokens, resumed);
+  std::int64_t allocations = -1;
+  {
+    const alloc::count_scope counter;
+    for (auto& s : sources) s.cancel();
+    allocations = counter.count();
+  }
+  EXPECT_EQ(resumed, n);
+  EXPECT_TRUE(t.finished());
+  EXPECT_EQ(allocations, 0);
 }
 
 TEST(Allocations, LinkedDuplicateParents_CostNothingExtra) {  // S19

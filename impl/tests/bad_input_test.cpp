@@ -71,31 +71,31 @@ TEST(BadInput, OnATokenThatCanNoLongerBeCanceled_StillThrows) {  // S25
 
 TEST(BadInput, CancellationCallbackWithEmptyStdFunction_ThrowsInvalidArgument) {  // S25
   cancellation_source s;
-  EXPECT_THROW(empty_function_callback(s.token(), std::function<void()>()), std::invalid_argument);
+  EXPECT_THROW(static_cast<void>(empty_function_callback(s.token(), std::function<void()>())), std::invalid_argument);
 }
 
 TEST(BadInput, CancellationCallbackWithNullFunctionPointer_ThrowsInvalidArgument) {  // S25
   cancellation_source s;
   const fn_ptr null = nullptr;
-  EXPECT_THROW(fn_ptr_callback(s.token(), null), std::invalid_argument);
+  EXPECT_THROW(static_cast<void>(fn_ptr_callback(s.token(), null)), std::invalid_argument);
 }
 
 TEST(BadInput, CancellationCallbackOnNoneOrCancelledToken_StillThrows) {  // S25
   cancellation_source s;
   s.cancel();
   const fn_ptr null = nullptr;
-  EXPECT_THROW(empty_function_callback(cancellation_token::none(), std::function<void()>()),
+  EXPECT_THROW(static_cast<void>(empty_function_callback(cancellation_token::none(), std::function<void()>())),
                std::invalid_argument);
-  EXPECT_THROW(fn_ptr_callback(cancellation_token::none(), null), std::invalid_argument);
-  EXPECT_THROW(empty_function_callback(s.token(), std::function<void()>()), std::invalid_argument);
-  EXPECT_THROW(fn_ptr_callback(s.token(), null), std::invalid_argument);
+  EXPECT_THROW(static_cast<void>(fn_ptr_callback(cancellation_token::none(), null)), std::invalid_argument);
+  EXPECT_THROW(static_cast<void>(empty_function_callback(s.token(), std::function<void()>())), std::invalid_argument);
+  EXPECT_THROW(static_cast<void>(fn_ptr_callback(s.token(), null)), std::invalid_argument);
 }
 
 TEST(BadInput, CancellationCallbackRejected_ChangesNothing) {  // S25
   cancellation_source s;
   std::vector<int> order;
   auto r1 = s.token().register_callback([&] { order.push_back(1); });
-  EXPECT_THROW(empty_function_callback(s.token(), std::function<void()>()), std::invalid_argument);
+  EXPECT_THROW(static_cast<void>(empty_function_callback(s.token(), std::function<void()>())), std::invalid_argument);
   auto r2 = s.token().register_callback([&] { order.push_back(2); });
   EXPECT_TRUE(s.cancel());
   EXPECT_EQ(order, (std::vector<int>{2, 1}));

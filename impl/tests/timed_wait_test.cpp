@@ -6,6 +6,8 @@
 // use the portable wait path (CANCELKIT_PORTABLE_WAIT).
 #include <cancelkit/cancelkit.hpp>
 
+#include "core/sync_wait.hpp"  // sync::portable, exercised directly (internal header)
+
 #include <pthread.h>
 #include <signal.h>
 

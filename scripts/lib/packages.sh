@@ -4,15 +4,18 @@
 
 # Build and test: compilers, CMake, GoogleTest/GoogleMock, the sanitizer
 # runtimes (g++'s libtsan2/libasan8/libubsan1, clang's libclang-rt-14-dev), and
-# what the other suites look for (they are skipped, not failed, without it):
-# Google Benchmark (bench/), RapidCheck (property_tests/), Relacy (stress/); and
-# rsync + patch for scripts/mutate (the release preset's mutation.quick test runs it).
+# what the other suites need (the presets' CANCELKIT_REQUIRE_TEST_DEPS makes a
+# missing one a configure error; plain consumers skip the suite):
+# Google Benchmark (bench/), RapidCheck (property_tests/), Relacy (stress/);
+# rsync + patch for scripts/mutate (the release preset's mutation.quick test runs it);
+# python3 + python3-yaml for the ci/ tests (outputs, workflows).
 CANCELKIT_PACKAGES=(
   g++ clang cmake make
   libgtest-dev libgmock-dev googletest
   libtsan2 libasan8 libubsan1 libclang-rt-14-dev
   libbenchmark-dev librapidcheck-dev relacy-dev
   rsync patch
+  python3 python3-yaml
 )
 
 # Prints the packages from "$@" that are not installed.

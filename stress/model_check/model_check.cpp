@@ -29,9 +29,13 @@
 
 #include <cancelkit/detail/state.hpp>
 
+#include "core/state_slow_paths.hpp"  // the core's cold paths (impl/src), same code
+
 namespace {
 
 using cancelkit_model::library_test_count;
+using cancelkit_model::coroutine_test_count;
+using cancelkit_model::coroutine_tests;
 using cancelkit_model::library_tests;
 using cancelkit_model::run_test;
 using cancelkit_model::test_entry;
@@ -694,6 +698,8 @@ std::vector<test_entry> all_tests() {
   };
   // The layers around the core (library_tests.cpp).
   tests.insert(tests.end(), library_tests, library_tests + library_test_count);
+  // The coroutine awaiters (coroutine_tests.cpp).
+  tests.insert(tests.end(), coroutine_tests, coroutine_tests + coroutine_test_count);
   return tests;
 }
 

@@ -27,6 +27,10 @@ bool run_test(rl::test_params& p) {
 extern const test_entry library_tests[];
 extern const std::size_t library_test_count;
 
+// The coroutine awaiters' handshake (coroutine_tests.cpp; issue 18).
+extern const test_entry coroutine_tests[];
+extern const std::size_t coroutine_test_count;
+
 // What cancelkit::system_timer_service() returns in the model (model_platform.cpp): the library
 // falls back to it for a source without a timer service that gets an extension (to_stop_token,
 // linked(std::stop_token)). The model has no real threads, so a test that needs it points it at

@@ -30,10 +30,31 @@ void report::begin_round(const char* scenario, const round_info& r,
   base_seed_ = base_seed;
 }
 
-void report::violation(const char* file, int line, const char* expr, const std::string& detail) {
-  const std::uint64_t n = count_.fetch_add(1, std::memory_order_relaxed) + 1;
-  if (n > max_printed_violations) return;
+violation_record report::first() const {
   std::lock_guard<std::mutex> lock(print_mutex);
+  return first_;
+}
+
+void report::reset_first() {
+  std::lock_guard<std::mutex> lock(print_mutex);
+  first_ = violation_record{};
+}
+
+void report::violation(const char* file, int line, const char* expr, const std::string& detail) {
+  // Relaxed: a plain event counter; the runner reads it after the round's barrier, which orders
+  // every worker's increment before the read.
+  const std::uint64_t n = count_.fetch_add(1, std::memory_order_relaxed) + 1;
+  // Always locked, also past the printed ones: the first violation of each scenario is kept for
+  // --json (violations are rare; a run that has many is failing anyway).
+  std::lock_guard<std::mutex> lock(print_mutex);
+  if (!first_.set) {
+    first_.set = true;
+    first_.round = round_;
+    first_.where = std::string(file) + ":" + std::to_string(line);
+    first_.expression = expr;
+    first_.detail = detail;
+  }
+  if (n > max_printed_violations) return;
   std::fprintf(stderr,
                "\nVIOLATION #%llu in %s (round %llu, round seed 0x%016llx, --seed 0x%llx, "
                "threads %u)\n  %s:%d: %s\n  %s\n  reproduce: cancelkit-stress --scenario %s "

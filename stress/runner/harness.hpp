@@ -67,6 +67,15 @@ struct round_info {
   unsigned threads = 0;     // worker threads
 };
 
+// The first violation seen since the last report::reset_first() (the runner's --json output).
+struct violation_record {
+  bool set = false;
+  round_info round{};
+  std::string where;  // file:line
+  std::string expression;
+  std::string detail;
+};
+
 // Thread-safe counter and printer of invariant violations for the running scenario.
 class report {
  public:
@@ -74,9 +83,14 @@ class report {
   std::uint64_t count() const noexcept { return count_.load(std::memory_order_relaxed); }
   // Set by the runner before each round starts (the barrier publishes it to the workers).
   void begin_round(const char* scenario, const round_info& r, std::uint64_t base_seed) noexcept;
+  // The first violation since reset_first() (called by the runner when a scenario starts); both
+  // take the report's print lock, so they may run while workers report.
+  violation_record first() const;
+  void reset_first();
 
  private:
   std::atomic<std::uint64_t> count_{0};
+  violation_record first_;  // guarded by the print lock (harness.cpp)
   const char* scenario_ = "";
   round_info round_{};
   std::uint64_t base_seed_ = 0;

@@ -6,4 +6,5 @@
 #include <cancelkit/cancellation_source.hpp>
 #include <cancelkit/cancellation_token.hpp>
 #include <cancelkit/exceptions.hpp>
+#include <cancelkit/stoppable_token.hpp>
 #include <cancelkit/timer_service.hpp>

@@ -7,6 +7,13 @@
 // the state keeps one collective reference for all of them (see [I7] in detail/state.hpp).
 // Neither copyable nor movable: the source's callback list points into it.
 //
+// Thread safety: unregister() may be called from any thread, concurrently with the callback
+// running; destruction must not race another use of the same object. Memory ordering as for
+// cancellation_registration: a callback run by the cancelling thread sees what the constructing
+// thread did before constructing (the source's lock orders them), and when the destructor
+// returns on another thread than the callback's, the callback has returned and its effects
+// happen-before that return (S9).
+//
 // Value category, as std::stop_callback: the callback is invoked as
 // `std::invoke(std::forward<Callback>(fn))`, on both the inline (S6) and the stored path — an
 // rvalue for an object type `Callback` (what the deduction guide gives), an lvalue for `F&`, a
@@ -41,15 +48,18 @@ concept binds_without_temporary =
     requires { detail::bind_lvalue<std::remove_reference_t<Callback>>(std::declval<C>()); };
 }  // namespace detail
 
+// [[nodiscard]] (on the class for clang, on the constructor for g++, which warns only for the
+// latter): `cancellation_callback(token, f);` as a statement registers and, at the end of the
+// statement, unregisters at once; the compiler warns about that discarded temporary.
 template <std::invocable Callback>
-class cancellation_callback : private detail::callback_node {
+class [[nodiscard]] cancellation_callback : private detail::callback_node {
  public:
   // Throws std::invalid_argument for an empty std::function or null function pointer (S25),
   // and whatever the callback throws when it runs inline (S14); nothing is registered then.
   // For a reference `Callback`, `callback` must be an lvalue that outlives this object.
   template <class C>
     requires std::constructible_from<Callback, C> && detail::binds_without_temporary<Callback, C>
-  cancellation_callback(const cancellation_token& token, C&& callback)
+  [[nodiscard]] cancellation_callback(const cancellation_token& token, C&& callback)
       : fn_((detail::require_callable(callback), std::forward<C>(callback))) {
     detail::state* s = token.s_;
     if (s == nullptr) return;  // S7
@@ -69,12 +79,17 @@ class cancellation_callback : private detail::callback_node {
   cancellation_callback(const cancellation_callback&) = delete;
   cancellation_callback& operator=(const cancellation_callback&) = delete;
 
+  // Disposes: removes the callback if it has not started; if it runs on another thread, waits
+  // until it has returned (spinning briefly, then sleeping); from inside the callback itself it
+  // returns at once (S9, S10). Never allocates or throws. Do not destroy it while holding a lock
+  // that the callback takes.
   ~cancellation_callback() {
     if (s_ != nullptr) s_->dispose(this, /*raii=*/true, /*defer_release=*/false);
   }
 
-  // True iff this call removed the callback before it started (S8). Never blocks.
-  bool unregister() noexcept { return s_ != nullptr && s_->unregister(this); }
+  // True iff this call removed the callback before it started (S8); it then never runs. Never
+  // blocks (beyond the source's short list lock), allocates or throws.
+  [[nodiscard]] bool unregister() noexcept { return s_ != nullptr && s_->unregister(this); }
 
  private:
   static void run(detail::callback_node* n) {

@@ -2,9 +2,18 @@
 //
 // The registration owns the type-erased callback and a reference to the source's state.
 // `unregister()` removes the callback if it has not started (S8) and never waits; `dispose()`
-// (also run by the destructor) additionally waits for a callback running on another thread, but
-// never for itself (S9). Both may be called concurrently on the same object from several threads
-// (S11); moving or destroying it concurrently with other calls is not allowed.
+// (also run by the destructor and by move assignment, for the registration it replaces)
+// additionally waits for a callback running on another thread, but never for itself (S9).
+// Nothing here allocates or throws; the callable's block is freed (to this thread's cache, see
+// README "Guarantees") when the registration is destroyed.
+//
+// Thread safety: unregister() and dispose() may be called concurrently on the same object from
+// several threads (S11), and token() with them; moving, swapping or destroying it while another
+// thread uses that object is a data race. Distinct registrations are independent.
+//
+// Memory ordering: after a true unregister() the callback never runs, so there is nothing to
+// order; when dispose() returns on a thread other than the one running the callback, the callback's
+// effects happen-before that return, and it will never run again (S9).
 #pragma once
 
 #include <cancelkit/cancellation_token.hpp>
@@ -39,16 +48,31 @@ class cancellation_registration {
   ~cancellation_registration() { reset(); }
 
   // True iff this call removed the callback before it started; it will then never run (S8).
-  bool unregister() noexcept { return n_ != nullptr && s_->unregister(n_); }
+  // Never blocks (beyond the source's short list lock), never allocates or throws.
+  [[nodiscard]] bool unregister() noexcept { return n_ != nullptr && s_->unregister(n_); }
 
-  // unregister(), then wait until the callback is no longer running on another thread (S9).
+  // unregister(), then wait until the callback is no longer running on another thread (S9);
+  // from inside the callback itself it returns at once (S10). Once it returns the callback
+  // neither runs nor will run, and a callback that ran on another thread has returned, its
+  // effects visible to this thread (acquire on the dispatcher's release). The wait spins
+  // briefly, then sleeps; it allocates nothing. Do not call it while holding a lock that the
+  // callback takes.
   void dispose() noexcept {
     if (n_ != nullptr) s_->dispose(n_, /*raii=*/false, /*defer_release=*/false);
   }
 
   // The token the callback was registered with, also when it ran inline or was never stored;
   // none for an empty registration.
-  cancellation_token token() const noexcept { return cancellation_token(s_); }
+  [[nodiscard]] cancellation_token token() const noexcept { return cancellation_token(s_); }
+
+  // Exchanges the registrations held; waits for nothing and unregisters nothing.
+  void swap(cancellation_registration& other) noexcept {
+    std::swap(s_, other.s_);
+    std::swap(n_, other.n_);
+  }
+  friend void swap(cancellation_registration& a, cancellation_registration& b) noexcept {
+    a.swap(b);
+  }
 
  private:
   friend class cancellation_token;

@@ -1,16 +1,28 @@
 // cancelkit/cancellation_source.hpp — the handle that owns the right to cancel.
 //
-// A source is one pointer. Copies share one cancellation state; a moved-from source is empty and
-// every operation on it is a harmless no-op (token() is none, cancel() and try_reset() return
-// false). Constructing a source allocates once. The source can be cancelled while a source
-// handle, its armed timer, or a linked parent that can itself be cancelled remains (S23).
+// A source is one pointer to a shared cancellation state (rules: docs/spec/SEMANTICS.md). Copies
+// share that state; a moved-from source is empty and every operation on it is a harmless no-op
+// (token() is none, cancel() and try_reset() return false). Constructing a source allocates once
+// (the state; std::bad_alloc, nothing created); copying, moving, comparing, swapping and hashing
+// never allocate or throw. The source can be cancelled while a source handle, its armed timer,
+// or a linked parent that can itself be cancelled remains (S23); dropping the last handle is not
+// a dispose: an armed timer still fires while a token lives (docs/migrating.md).
+//
+// Thread safety, the shared_ptr rule: distinct source objects, copies of one another included,
+// may be used from any threads at the same time. One source object may be used by several
+// threads at once through its const members and cancel(), cancel_after(), try_reset() and
+// request_stop() (S2: concurrent cancels race safely; exactly one makes the request);
+// assigning to it, moving from it, swapping or destroying it while another thread uses that
+// same object is a data race.
 #pragma once
 
 #include <cancelkit/cancellation_token.hpp>
 #include <cancelkit/timer_service.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <exception>
+#include <functional>
 #include <initializer_list>
 #include <span>
 #include <stop_token>
@@ -40,26 +52,44 @@ class cancellation_source {
   ~cancellation_source();
 
   // A token of this source; none for an empty source.
-  cancellation_token token() const noexcept { return cancellation_token(s_); }
+  [[nodiscard]] cancellation_token token() const noexcept { return cancellation_token(s_); }
 
-  bool is_cancellation_requested() const noexcept { return s_ != nullptr && s_->is_requested(); }
+  // True once cancellation was requested (S1); false for an empty source. One acquire load (S3).
+  [[nodiscard]] bool is_cancellation_requested() const noexcept {
+    return s_ != nullptr && s_->is_requested();
+  }
 
   // Requests cancellation and runs every registered callback, latest first, on this thread,
   // then those of every source linked below (S5, S20). Returns true iff this call made the
-  // request (S2). If callbacks threw: throws aggregate_exception with all of them in the order
+  // request (S2); a concurrent or later call returns false at once, without waiting for the
+  // callbacks. If callbacks threw: throws aggregate_exception with all of them in the order
   // they ran (S12), or — with throw_on_first_exception — the first one unchanged, skipping the
   // callbacks not yet run (S13). The source is cancelled regardless.
+  // Allocation: none to request and dispatch; collecting exceptions allocates (if that fails,
+  // the aggregate holds the first ones, always the first: README). Stack use does not grow with
+  // the depth of linked sources (S20).
+  // Ordering: the request is a release. Everything this thread did before a cancel() that
+  // returns true happens-before every callback of the cancellation and every step a thread takes
+  // after seeing it (is_cancellation_requested() true, a return from wait(), S3). When it
+  // returns, every callback of this source and of the sources linked below has returned, and
+  // their effects happen-before the return.
   bool cancel();
   bool cancel(const cancel_options& options);
 
   // (Re)arms this source's one timer to cancel it after `delay` with reason deadline_exceeded
   // (S17). `delay <= 0` cancels now, on this thread, throwing like cancel(); nanoseconds::max()
-  // disarms. No effect once cancelled or on an empty source.
+  // disarms. No effect once cancelled or on an empty source. Allocation: the first arming
+  // allocates the source's timer bookkeeping once (std::bad_alloc: nothing armed); rearming
+  // allocates nothing in the steady state. Throws std::system_error when the system service cannot start its
+  // thread, leaving the earlier timer as it was (S25). A timer's cancellation runs on the timer
+  // service's thread, with cancel()'s ordering; its callbacks' exceptions go to the service's
+  // error handler (S15).
   void cancel_after(std::chrono::nanoseconds delay);
 
   // If not cancelled and the timer has not started firing: disarms the timer, drops every
-  // registration (their callbacks never run) and returns true (S18).
-  bool try_reset();
+  // registration (their callbacks never run) and returns true (S18). Never blocks on callbacks,
+  // allocates nothing, never throws. False changes nothing.
+  [[nodiscard]] bool try_reset();
 
   // A new source cancelled when any parent is, with that parent's reason, and born cancelled if
   // one already is (S19). None tokens are ignored, duplicates cost nothing. Its timers come from
@@ -70,16 +100,42 @@ class cancellation_source {
   // that cancellation go to the timer service's error handler, as for timers (S15).
   static cancellation_source linked(std::stop_token parent);
 
+  // ---- the std::stop_source shape (C++26 stoppable-source; see stoppable_token.hpp) --------
+
+  // token().
+  [[nodiscard]] cancellation_token get_token() const noexcept { return token(); }
+  // is_cancellation_requested().
+  [[nodiscard]] bool stop_requested() const noexcept { return is_cancellation_requested(); }
+  // True iff this handle has a state (false only for a moved-from source), as for
+  // std::stop_source: a live source can always request cancellation.
+  [[nodiscard]] bool stop_possible() const noexcept { return s_ != nullptr; }
+  // cancel(): true iff this call made the request. Unlike std::stop_source::request_stop() it is
+  // not noexcept: exceptions thrown by callbacks propagate as from cancel() (S12), where a
+  // std::stop_callback's exception would call std::terminate.
+  bool request_stop() { return cancel(); }
+
+  // Sources are equal iff they share one state; all empty sources are equal.
   friend bool operator==(const cancellation_source& a, const cancellation_source& b) noexcept {
     return a.s_ == b.s_;
   }
 
   void swap(cancellation_source& other) noexcept { std::swap(s_, other.s_); }
+  friend void swap(cancellation_source& a, cancellation_source& b) noexcept { a.swap(b); }
 
  private:
+  friend struct std::hash<cancellation_source>;
   explicit cancellation_source(detail::state* adopted) noexcept : s_(adopted) {}
 
   detail::state* s_ = nullptr;
 };
 
 }  // namespace cancelkit
+
+// Hashes the shared state, consistently with operator== (copies hash equal; every empty source
+// hashes alike). Never throws, never allocates.
+template <>
+struct std::hash<cancelkit::cancellation_source> {
+  std::size_t operator()(const cancelkit::cancellation_source& s) const noexcept {
+    return std::hash<const void*>{}(s.s_);
+  }
+};

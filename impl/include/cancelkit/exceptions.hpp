@@ -5,6 +5,10 @@
 //    in the order the callbacks ran. Copying it is cheap and never throws; it has no move
 //    operations, so "moving" one copies and the source keeps its exceptions.
 //  - deadline_exceeded: the reason recorded by a timer-triggered cancellation (S16, S17).
+//
+// Thread safety: each is immutable once constructed, so any number of threads may read one
+// object at the same time (a reason shared through cancellation_reason(), an aggregate rethrown
+// on several threads); what() never allocates or throws.
 #pragma once
 
 #include <cancelkit/cancellation_token.hpp>

@@ -1,9 +1,10 @@
 // cancelkit/timer_service.hpp — where cancel_after() timers live, and the clock they read.
 //
-// A timer_service keeps one timer per armed source, ordered by deadline and, for equal deadlines,
-// by arming order. When a timer is due, the service cancels its source on one of the service's
-// threads with reason `deadline_exceeded` (S16, S17). Every callback runs even if some throw; the
-// exceptions are then passed once, as an aggregate_exception, to the error handler, or
+// A timer_service keeps one timer per armed source (and one per suspended coroutine delay,
+// coroutine.hpp), ordered by deadline and, for equal deadlines, by arming order. When a source's
+// timer is due, the service cancels the source on one of the service's threads with reason
+// `deadline_exceeded` (S16, S17). Every callback runs even if some throw; the exceptions are
+// then passed once, as an aggregate_exception, to the error handler, or
 // std::terminate is called when none is installed (S15).
 //
 // - system_timer_service(): the process-wide service on std::chrono::steady_clock. One timer
@@ -45,6 +46,7 @@
 #pragma once
 
 #include <cancelkit/detail/sync.hpp>
+#include <cancelkit/detail/timer_entry.hpp>
 
 #include <chrono>
 #include <exception>
@@ -86,13 +88,14 @@ class timer_service {
 
   // Called by run_due(), outside the service's lock, for each due timer. The override must
   // call fire(due) exactly once, on this or any other thread, or never (then the source is
-  // never cancelled, try_reset() on it returns false and its state is never freed: for a
-  // service that is shutting down). The default fires it at once, on the calling thread.
-  virtual void hand_off(detail::source_extension& due) noexcept;
+  // never cancelled, try_reset() on it returns false and its state is never freed, or the
+  // delayed coroutine is never resumed: for a service that is shutting down). The default
+  // fires it at once, on the calling thread.
+  virtual void hand_off(detail::timer_entry& due) noexcept;
 
-  // Cancels the source of a timer passed to hand_off() (callbacks, error handler) and releases
-  // what the timer held.
-  static void fire(detail::source_extension& due) noexcept;
+  // Runs a timer passed to hand_off(): cancels its source (callbacks, error handler) and
+  // releases what the timer held, or resumes the delayed coroutine.
+  static void fire(detail::timer_entry& due) noexcept;
 
   // Called, outside the service's lock, before a timer is armed; a throw arms nothing (S25).
   // A service with a thread of its own starts it here, throwing std::system_error when it

@@ -195,31 +195,10 @@ class state {
   // (its link would hold a reference), no dispatcher. Nobody can observe the orphaning either, so
   // the state is freed at once, without touching an atomic. Returns false, changing nothing,
   // otherwise.
-  bool try_destroy_sole_owner() noexcept {
-    if (link_count_ != 0) return false;
-    // acquire: the other owners' last uses happen-before the free (their decrements were
-    // release, and the one that left 1 was acq_rel under the lock [I8]).
-    if (refs_.load(sync::acquire) != 1) return false;
-    // acquire: pairs with the install_extension release; a non-null extension needs the full
-    // path. Only after the refs load [I15]: an extension installed by an owner that has let go
-    // is visible now, and with it a timer or std parent that may try_add_ref() at any time.
-    if (ext_.load(sync::acquire) != nullptr) return false;
-    // acquire: the owner that left refs at 1 did so under the lock [I8], and its unlock() is its
-    // last access to the state. Reading the word after that decrement (ordered by the acquire
-    // above) sees its lock or a later value; LOCKED clear means its unlock, so every access it made
-    // happens-before the free. LOCKED set: it is still inside, take the full path.
-    if (word_.load(sync::acquire) & LOCKED) return false;
-    delete[] links_;  // a linked source born cancelled owns its (unused) link array
-    delete this;
-    return true;
-  }
+  bool try_destroy_sole_owner() noexcept;
 
   // ~cancellation_source: one source handle lets go (a reference and a canceller).
-  static void release_source_handle(state* s) noexcept {
-    if (s->try_destroy_sole_owner()) return;  // the common case: nothing else ever saw the state
-    s->release_canceller();  // may orphan the state (S23); we still hold our reference
-    release(s);
-  }
+  static void release_source_handle(state* s) noexcept;
 
   // ---- cancellers [I10] ---------------------------------------------------------------------
 
@@ -230,11 +209,7 @@ class state {
   }
 
   // The caller holds a reference.
-  void release_canceller() noexcept {
-    // acq_rel: the thread that reaches zero orphans the state and must see what the other
-    // cancellers did before they let go (release), and orders its own orphaning after (acquire).
-    if (cancellers_.fetch_sub(1, sync::acq_rel) == 1) orphan_chain(this);
-  }
+  void release_canceller() noexcept;
 
   // ---- registration (S5–S8, S10) ------------------------------------------------------------
 
@@ -319,75 +294,20 @@ class state {
   // Requests cancellation of `root` with `reason`, runs every callback of it and of every source
   // linked below it, on this thread, without recursion (S20). The caller holds a reference.
   static dispatch_outcome request(state* root, const std::exception_ptr& reason,
-                                  bool throw_on_first) noexcept {
-    dispatch_outcome out;
-    if (root->is_requested()) return out;  // S2: later callers return at once
-    bool has_work = false;
-    if (!root->claim(reason, has_work)) return out;
-    out.requested = true;
-    // No callback, child or extension was there when REQUESTED was published, and none can be
-    // added from now on ([I4], [I11] via attach_to_parents, [I14]): no user code to run, nothing
-    // to propagate, and claim already woke any waiter.
-    if (!has_work) return out;
-    root->add_ref();  // the work list owns one reference per entry (S10: a callback may drop
-                      // the caller's last handle; the root outlives this loop)
-    state* work = root;
-    while (work != nullptr) {
-      state* s = work;
-      work = s->work_next_;  // [I13]
-      s->work_next_ = nullptr;
-      sync::perturb(sync::site::after_claim);
-      s->announce();
-      if (!(throw_on_first && out.first_error)) s->run_callbacks(out, throw_on_first);
-      s->claim_children(work);
-      release(s);
-    }
-    return out;
-  }
+                                  bool throw_on_first) noexcept;
 
   // ---- reset (S18) --------------------------------------------------------------------------
 
   // Removes every registration if cancellation was not requested. The timer part of S18 is the
   // caller's (it holds the timer service's mutex around this call [I12]).
-  bool reset_registrations() noexcept {
-    std::uint32_t w = lock();
-    if (w & (REQUESTED | ORPHANED)) {
-      unlock(w);
-      return false;
-    }
-    drop_all_callbacks();
-    unlock(w);
-    return true;
-  }
+  bool reset_registrations() noexcept;
 
   // ---- linked sources (S19, S21) ------------------------------------------------------------
 
   // Attaches this fresh state below `parents` (distinct, non-null). `links` has room for all of
   // them and is owned by this state from now on. Returns the first cancelled parent, if any: the
   // caller then requests cancellation of this state with that parent's reason (S19).
-  state* attach_to_parents(parent_link* links, state* const* parents, std::size_t count) noexcept {
-    links_ = links;
-    for (std::size_t i = 0; i < count; ++i) {
-      state* p = parents[i];
-      std::uint32_t w = p->lock();
-      if (w & REQUESTED) {
-        p->unlock(w);
-        return p;  // born cancelled; later parents need not be linked
-      }
-      parent_link& l = links[i];
-      l.parent = p;
-      l.child = this;
-      p->add_ref();  // the link keeps the parent's memory alive [I7]
-      if (!(w & ORPHANED)) add_canceller();  // a parent that can be cancelled is a canceller [I10]
-      l.next = p->children_;
-      l.prev_next = &p->children_;
-      if (l.next) l.next->prev_next = &l.next;
-      p->children_ = &l;
-      ++link_count_;
-      p->unlock(w);
-    }
-    return nullptr;
-  }
+  state* attach_to_parents(parent_link* links, state* const* parents, std::size_t count) noexcept;
 
   // ---- blocking waits (S23 and the wait API) -------------------------------------------------
 
@@ -397,37 +317,7 @@ class state {
   // deadline: a sleep cut short by a signal (EINTR) or a spurious wake-up resumes with the time
   // that is left, so signals cannot postpone the return (issue 16, defect 3). A timeout too
   // large for the clock saturates to the clock's maximum (no overflow).
-  wait_result wait(std::chrono::nanoseconds timeout) noexcept {
-    using clock = sync::wait_clock;
-    const bool timed = timeout >= std::chrono::nanoseconds::zero();
-    bool timed_out = timed && timeout == std::chrono::nanoseconds::zero();
-    clock::time_point deadline = clock::time_point::max();
-    if (timed && !timed_out) {
-      const clock::time_point now = clock::now();
-      if (timeout < clock::time_point::max() - now)
-        deadline = now + std::chrono::ceil<clock::duration>(timeout);
-    }
-    for (;;) {
-      std::uint32_t w = word_.load(sync::acquire);  // acquire: S3 for a waiter that returns now
-      if (w & REQUESTED) return wait_result::requested;
-      if (w & ORPHANED) return wait_result::cannot_cancel;
-      if (timed_out) return wait_result::timed_out;
-      w = lock();
-      if (w & (REQUESTED | ORPHANED)) {
-        unlock(w);
-        continue;
-      }
-      // relaxed: read under the lock; whoever sets REQUESTED or ORPHANED bumps it afterwards
-      // under the lock, so `seen` is stale by then and the futex wait cannot sleep through it.
-      const std::uint32_t seen = events_.load(sync::relaxed);
-      unlock(w | WAITERS);
-      if (!timed) {
-        sync::wait_on(events_, seen);
-      } else if (!sync::wait_on_until(events_, seen, deadline)) {
-        timed_out = true;  // one last look, then time out
-      }
-    }
-  }
+  wait_result wait(std::chrono::nanoseconds timeout) noexcept;
 
   // ---- extension ----------------------------------------------------------------------------
 
@@ -439,18 +329,7 @@ class state {
   // Installs `e` unless one is already there; returns the installed one (the caller deletes `e`
   // when it lost).
   // Under the lock [I14], so that claim() sees it or the installer sees REQUESTED afterwards.
-  state_extension* install_extension(state_extension* e) noexcept {
-    std::uint32_t w = lock();
-    // relaxed: ext_ is written only under this lock [I14].
-    state_extension* installed = ext_.load(sync::relaxed);
-    if (installed == nullptr) {
-      // release: publishes `e`'s construction to lock-free readers (extension()).
-      ext_.store(e, sync::release);
-      installed = e;
-    }
-    unlock(w);
-    return installed;
-  }
+  state_extension* install_extension(state_extension* e) noexcept;
 
  private:
   ~state() { delete ext_.load(sync::relaxed); }  // relaxed: sole owner at destruction [I8]
@@ -510,9 +389,7 @@ class state {
   }
 
   // S18/S23: every registration is dropped; their unregister() returns false from now on [I4].
-  void drop_all_callbacks() noexcept {
-    while (head_) unlink(head_);
-  }
+  void drop_all_callbacks() noexcept;
 
   // ---- reference counting internals [I7] [I8] ------------------------------------------------
 
@@ -554,26 +431,7 @@ class state {
 
   // Frees `s` and, without recursion, every parent whose last reference was the freed child's
   // link (S20: a 100 000-deep chain freed from its leaf must not overflow the stack).
-  static void destroy_chain(state* s) noexcept {
-    while (s != nullptr) {
-      state* next_dead = s->work_next_;  // [I13]: we took refs to 0, the field is ours
-      for (std::size_t i = 0; i < s->link_count_; ++i) {
-        parent_link& l = s->links_[i];
-        state* p = l.parent;
-        std::uint32_t w = p->lock();  // [I11]: unlink before the memory goes
-        *l.prev_next = l.next;
-        if (l.next) l.next->prev_next = l.prev_next;
-        p->unlock(w);
-        if (p->drop_ref()) {
-          p->work_next_ = next_dead;
-          next_dead = p;
-        }
-      }
-      delete[] s->links_;
-      delete s;
-      s = next_dead;
-    }
-  }
+  static void destroy_chain(state* s) noexcept;
 
   // ---- cancellation internals ------------------------------------------------------------------
 
@@ -581,165 +439,32 @@ class state {
   // whether there is anything for the dispatcher to do beyond that — callbacks, children, an
   // extension [I14] — read under the same lock that publishes REQUESTED. With none, it also
   // wakes the waiters itself (the dispatcher's announce() will not run).
-  bool claim(const std::exception_ptr& reason, bool& has_work) noexcept {
-    std::uint32_t w = lock();
-    if (w & (REQUESTED | ORPHANED)) {
-      unlock(w);
-      return false;
-    }
-    // relaxed: written only under this lock [I14].
-    has_work = head_ != nullptr || children_ != nullptr || ext_.load(sync::relaxed) != nullptr;
-    publish_request(w, reason);
-    if (!has_work && (w & WAITERS)) sync::wake_all(events_);
-    return true;
-  }
+  bool claim(const std::exception_ptr& reason, bool& has_work) noexcept;
 
   // Under the lock: record [I5] fields, bump the waiters' futex word, and publish REQUESTED.
-  void publish_request(std::uint32_t w, const std::exception_ptr& reason) noexcept {
-    reason_ = reason;
-    dispatcher_ = sync::current_thread();
-    // relaxed: the futex word only says "look again"; waiters re-read the state under the lock.
-    // Only a waiter that set WAITERS under this lock can be asleep on it (see wait()).
-    if (w & WAITERS) events_.fetch_add(1, sync::relaxed);
-    unlock(w | REQUESTED);
-  }
+  void publish_request(std::uint32_t w, const std::exception_ptr& reason) noexcept;
 
   // Wakes blocked waiters and tells the extension (timer, std bridge). Called by the dispatcher.
-  void announce() noexcept {
-    // relaxed: WAITERS is only a hint to skip the syscall; it was set before REQUESTED (under the
-    // lock) or never, and REQUESTED is set, so no waiter can start sleeping from now on.
-    if (word_.load(sync::relaxed) & WAITERS) sync::wake_all(events_);
-    if (state_extension* e = extension()) e->on_requested();
-  }
+  void announce() noexcept;
 
   // S5: pop and run callbacks, latest first, until the list is empty. S12/S13: exceptions are
   // collected; with throw_on_first the first one stops the loop and the rest stay linked.
-  void run_callbacks(dispatch_outcome& out, bool throw_on_first) noexcept {
-    std::uint32_t w = lock();
-    while (callback_node* n = head_) {
-      unlink(n);
-      running_ = n;  // [I6]
-      unlock(w);
-      sync::perturb(sync::site::before_invoke);
-      bool threw = false;
-      try {
-        n->invoke(n);  // after this, `n` may be gone (a cancellation_callback destroyed in it)
-      } catch (...) {
-        threw = true;
-        record_error(out, std::current_exception());
-      }
-      sync::perturb(sync::site::after_invoke);
-      w = lock();
-      running_ = nullptr;
-      owned_callback_node* release_now = release_after_run_;
-      release_after_run_ = nullptr;
-      const bool notify = dispose_waiting_;
-      if (notify) {
-        dispose_waiting_ = false;
-        // release: the callback's effects happen-before the disposer's return (S9); the
-        // disposer reads this with acquire.
-        completions_.fetch_add(1, sync::release);
-      }
-      if (notify || release_now) {
-        unlock(w);
-        if (notify) sync::wake_all(completions_);
-        if (release_now) release_now->release(release_now);
-        w = lock();
-      }
-      if (threw && throw_on_first) break;  // S13: the rest never run; unregister() gets true
-    }
-    unlock(w);
-  }
+  void run_callbacks(dispatch_outcome& out, bool throw_on_first) noexcept;
 
-  static void record_error(dispatch_outcome& out, std::exception_ptr e) noexcept {
-    if (!out.first_error) out.first_error = e;
-    // Once a push failed, later exceptions are not collected: `errors` stays a prefix of the
-    // run order that starts with the first exception (or is empty, and the public layer reports
-    // first_error). Collecting on after a failure dropped the first exception and reported a
-    // later one as if it came first (S12, S15).
-    if (out.errors_truncated) return;
-    try {
-      out.errors.push_back(std::move(e));
-    } catch (...) {
-      out.errors_truncated = true;  // out of memory while collecting
-    }
-  }
+  static void record_error(dispatch_outcome& out, std::exception_ptr e) noexcept;
 
   // S19/S20: claims every live child not yet cancelled and pushes it on `work` with a reference.
-  void claim_children(state*& work) noexcept {
-    std::uint32_t w = lock();
-    for (parent_link* l = children_; l != nullptr; l = l->next) {
-      state* c = l->child;  // valid memory [I11]
-      std::uint32_t cw = c->lock();  // parent -> child lock order [I12]
-      // relaxed: under c's lock a non-zero count cannot reach zero [I8]; zero means dying.
-      if ((cw & (REQUESTED | ORPHANED)) || c->refs_.load(sync::relaxed) == 0) {
-        c->unlock(cw);
-        continue;
-      }
-      c->refs_.fetch_add(1, sync::relaxed);  // relaxed: non-zero under its lock [I8]
-      c->work_next_ = work;                  // [I13]: we are about to set REQUESTED
-      work = c;
-      c->publish_request(cw, reason_);  // S16: the parent's reason [I5]
-    }
-    unlock(w);
-  }
+  void claim_children(state*& work) noexcept;
 
   // ---- orphaning (S23) -----------------------------------------------------------------------
 
-  static void orphan_chain(state* first) noexcept {
-    first->add_ref();  // the work list owns one reference per entry
-    state* work = first;
-    while (work != nullptr) {
-      state* s = work;
-      work = s->work_next_;  // [I13]
-      s->work_next_ = nullptr;
-      s->orphan(work);
-      release(s);
-    }
-  }
+  static void orphan_chain(state* first) noexcept;
 
-  void orphan(state*& work) noexcept {
-    std::uint32_t w = lock();
-    if (w & (REQUESTED | ORPHANED)) {  // [I2]: cancelled sources stay cancelled
-      unlock(w);
-      return;
-    }
-    drop_all_callbacks();  // S23: pending callbacks never run
-    // relaxed: see publish_request; likewise only for a waiter that set WAITERS.
-    if (w & WAITERS) events_.fetch_add(1, sync::relaxed);
-    // A child counted this state as a canceller [I10]; losing it may orphan the child too.
-    sync::perturb(sync::site::orphan_children);
-    for (parent_link* l = children_; l != nullptr; l = l->next) {
-      state* c = l->child;  // valid memory [I11]
-      // acq_rel: see release_canceller.
-      if (c->cancellers_.fetch_sub(1, sync::acq_rel) != 1) continue;
-      std::uint32_t cw = c->lock();  // [I12]
-      // relaxed: as in claim_children [I8].
-      if (c->refs_.load(sync::relaxed) != 0) {
-        c->refs_.fetch_add(1, sync::relaxed);
-        c->work_next_ = work;  // [I13]: we took its cancellers to zero
-        work = c;
-      }
-      c->unlock(cw);
-    }
-    unlock(w | ORPHANED);
-    if (w & WAITERS) sync::wake_all(events_);  // S23: waiters throw / return false
-    if (state_extension* e = extension()) e->on_orphaned();
-  }
+  void orphan(state*& work) noexcept;
 
   // ---- dispose waiting (S9) ------------------------------------------------------------------
 
-  void wait_for_completion(std::uint32_t seen) noexcept {
-    for (unsigned spins = 0;; ++spins) {
-      // acquire: pairs with the dispatcher's release increment after the callback returned.
-      if (completions_.load(sync::acquire) != seen) return;
-      if (spins < 128) {
-        sync::spin_pause();
-      } else {
-        sync::wait_on(completions_, seen);
-      }
-    }
-  }
+  void wait_for_completion(std::uint32_t seen) noexcept;
 
   // ---- data --------------------------------------------------------------------------------
 

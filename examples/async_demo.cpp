@@ -15,7 +15,6 @@
 #include <cancelkit/coroutine.hpp>
 
 #include <atomic>
-#include <charconv>
 #include <chrono>
 #include <coroutine>
 #include <exception>
@@ -23,9 +22,10 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <thread>
 #include <utility>
+
+#include "interval_option.hpp"
 
 namespace {
 
@@ -92,27 +92,11 @@ task do_work_async(cancelkit::cancellation_token token, std::chrono::millisecond
   }
 }
 
-bool parse_interval(int argc, char** argv, std::chrono::milliseconds& interval) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--interval-ms" && i + 1 < argc) {
-      const std::string_view value = argv[++i];
-      long long ms = 0;
-      const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), ms);
-      if (error != std::errc{} || end != value.data() + value.size() || ms < 0) return false;
-      interval = std::chrono::milliseconds(ms);
-    } else {
-      return false;
-    }
-  }
-  return true;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   std::chrono::milliseconds interval{1000};
-  if (!parse_interval(argc, argv, interval)) {
+  if (!example::parse_interval(argc, argv, interval)) {
     std::cerr << "usage: async_demo [--interval-ms N]\n";
     return 2;
   }

@@ -7,14 +7,14 @@
 //   console_demo [--interval-ms N]     (default 1000)
 #include <cancelkit/cancelkit.hpp>
 
-#include <charconv>
 #include <chrono>
 #include <future>
 #include <iostream>
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <system_error>
+
+#include "interval_option.hpp"
 
 namespace {
 
@@ -26,29 +26,11 @@ void say(std::string_view line) {
   std::cout << line << std::endl;
 }
 
-bool parse_interval(int argc, char** argv, std::chrono::milliseconds& interval) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--interval-ms" && i + 1 < argc) {
-      const std::string_view value = argv[++i];
-      long long ms = 0;
-      const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), ms);
-      if (error != std::errc{} || end != value.data() + value.size() || ms < 0) {
-        return false;
-      }
-      interval = std::chrono::milliseconds(ms);
-    } else {
-      return false;
-    }
-  }
-  return true;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   std::chrono::milliseconds interval{1000};
-  if (!parse_interval(argc, argv, interval)) {
+  if (!example::parse_interval(argc, argv, interval)) {
     std::cerr << "usage: console_demo [--interval-ms N]\n";
     return 2;
   }

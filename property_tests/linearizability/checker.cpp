@@ -4,6 +4,7 @@
 #include "../model/model.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <sstream>
 #include <unordered_set>
@@ -14,8 +15,10 @@ namespace {
 
 using ckmodel::none;
 
+constexpr std::int64_t advance_ns = 10'000'000;  // reasons.hpp's timer_delay (10 ms)
+
 struct lin_op {
-  enum kind_t { call, run, claim, fire } kind = call;
+  enum kind_t { call, run, claim, fire, take, link } kind = call;
   int thread = 0;
   std::uint64_t lo = 0;  // may not take effect before this tick
   std::uint64_t hi = 0;  // ... nor after this one
@@ -23,6 +26,7 @@ struct lin_op {
   const op_record* rec = nullptr;
   int reg = none;     // run
   int source = none;  // claim: the parent; fire: the source whose timer fires
+  int await = none;   // take: the coroutine whose delay's timer is taken
   bool ran_inline = false;  // call of register: its callback ran inside it
   bool if_fired = false;    // claim of an advance: a no-op unless its timer cancelled the parent
   std::string name() const {
@@ -30,14 +34,26 @@ struct lin_op {
       case call: {
         std::string s = "T" + std::to_string(thread) + " " + show(*what);
         if (what->kind == op_kind::register_cb) s += ran_inline ? " (ran inline)" : " (stored)";
+        if (what->kind == op_kind::await_cancelled || what->kind == op_kind::await_delay)
+          s += ran_inline ? " (did not suspend)" : " (suspended)";
         return s + " [op #" + std::to_string(rec->id) + "]";
       }
-      case run: return "T" + std::to_string(thread) + " runs callback R" + std::to_string(reg);
+      case run:
+        if (await != none)
+          return "T" + std::to_string(thread) + " resumes A" + std::to_string(await) +
+                 " (its node R" + std::to_string(reg) + ")";
+        return "T" + std::to_string(thread) + " runs callback R" + std::to_string(reg);
       case claim:
         return "T" + std::to_string(thread) + " claims the children of S" + std::to_string(source);
       case fire:
         return "T" + std::to_string(thread) + " cancels S" + std::to_string(source) +
                " for the timer it took off";
+      case take:
+        return "T" + std::to_string(thread) + " takes the delay timer of A" +
+               std::to_string(await) + " (it resumes elapsed)";
+      case link:
+        return "T" + std::to_string(thread) + " links the delay node of A" +
+               std::to_string(await) + (ran_inline ? " (cancelled: does not suspend)" : "");
     }
     return "?";
   }
@@ -64,6 +80,27 @@ bool apply(ckmodel::world& w, const lin_op& o) {
       if (!x.requested || x.dispatcher != o.thread || w.next_callback(s) != o.reg) return false;
       w.sources[static_cast<std::size_t>(s)].callbacks.pop_back();
       w.regs[static_cast<std::size_t>(o.reg)].status = ckmodel::reg_status::ran;
+      if (const int a = w.regs[static_cast<std::size_t>(o.reg)].await; a != none) {
+        // S26/S27: the awaiter's node resumes the coroutine; a delay's timer is taken off [C3].
+        w.awaits[static_cast<std::size_t>(a)].armed = false;
+        w.awaits[static_cast<std::size_t>(a)].status = ckmodel::await_status::resumed;
+      }
+      return true;
+    }
+    case lin_op::take: {
+      // S27: the timer resumes a suspended delay whose timer is armed and due, and the earliest
+      // armed one (S0's, armed first at 10 ms, before any delay; then deadline and arming order).
+      ckmodel::await_slot& a = w.awaits[static_cast<std::size_t>(o.await)];
+      if (a.status != ckmodel::await_status::suspended || !a.armed || a.deadline > w.now[0])
+        return false;
+      if (w.sources[timed_source].armed) return false;
+      for (const ckmodel::await_slot& b : w.awaits)
+        if (b.armed && (b.deadline < a.deadline ||
+                        (b.deadline == a.deadline && b.sequence < a.sequence)))
+          return false;
+      w.remove(a.reg);  // [C3]: the timer takes the cancel node off
+      a.armed = false;
+      a.status = ckmodel::await_status::resumed;
       return true;
     }
     case lin_op::claim: {
@@ -76,6 +113,20 @@ bool apply(ckmodel::world& w, const lin_op& o) {
     case lin_op::fire:  // S17: the second half of a firing; a no-op if this thread took none off
       w.finish_firing(o.source);
       return true;
+    case lin_op::link: {
+      // S27, the second half of an await_delay: after arming the timer, the awaiter registers
+      // on the token: canceled at once iff it is cancelled by then, else linked. A timer that
+      // took the delay in between (an advance during the arming) resumed it already: elapsed.
+      ckmodel::await_slot& a = w.awaits[static_cast<std::size_t>(o.await)];
+      if (a.status == ckmodel::await_status::pending) return false;  // the arming comes first
+      if (a.status != ckmodel::await_status::suspended) return !o.ran_inline;
+      const bool now_ = w.attach(a.reg) == ckmodel::reg_status::ran_inline;
+      if (now_) {
+        a.armed = false;  // [C3]: the timer is taken off
+        a.status = ckmodel::await_status::resumed;
+      }
+      return now_ == o.ran_inline;
+    }
     case lin_op::call:
       break;
   }
@@ -97,8 +148,29 @@ bool apply(ckmodel::world& w, const lin_op& o) {
     case op_kind::try_reset:  // S18
       return w.reset(p.source) == (result != 0);
     case op_kind::advance:  // S17: the first half of a firing: the timer, if armed, is taken off
+      w.now[0] += advance_ns;
       w.start_firing(timed_source);
       return true;
+    case op_kind::await_cancelled: {  // S26: like a register; inline iff already cancelled
+      w.awaits[static_cast<std::size_t>(p.await)].status = ckmodel::await_status::suspended;
+      const bool now_ = w.attach(p.reg) == ckmodel::reg_status::ran_inline;
+      if (now_) w.awaits[static_cast<std::size_t>(p.await)].status = ckmodel::await_status::resumed;
+      return now_ == o.ran_inline;
+    }
+    case op_kind::await_delay: {  // S27, the first half: the timer is armed (then `link`)
+      ckmodel::await_slot& a = w.awaits[static_cast<std::size_t>(p.await)];
+      a.status = ckmodel::await_status::suspended;
+      a.armed = true;
+      a.deadline = w.now[0] + advance_ns;
+      a.sequence = w.next_sequence[0]++;
+      return true;
+    }
+    case op_kind::destroy_await: {  // S28: a suspended one is withdrawn; nothing resumes it
+      ckmodel::await_slot& a = w.awaits[static_cast<std::size_t>(p.await)];
+      if (a.status == ckmodel::await_status::suspended) w.withdraw_await(p.await);
+      a.status = ckmodel::await_status::destroyed;
+      return true;
+    }
     case op_kind::is_requested:
       return w.sources[static_cast<std::size_t>(p.source)].requested == (result != 0);
     case op_kind::reason: {  // S16
@@ -137,6 +209,10 @@ std::string fingerprint(const ckmodel::world& w) {
     f += ';';
   }
   for (const ckmodel::registration& r : w.regs) f += static_cast<char>('a' + static_cast<int>(r.status));
+  f += '|' + std::to_string(w.now[0]) + ',' + std::to_string(w.next_sequence[0]);
+  for (const ckmodel::await_slot& a : w.awaits)
+    f += ';' + std::to_string(static_cast<int>(a.status)) + (a.armed ? "A" : "-") +
+         std::to_string(a.deadline / advance_ns) + '.' + std::to_string(a.sequence);
   return f;
 }
 
@@ -200,16 +276,47 @@ verdict check(const program& p, const history& h) {
     w.new_source(ckmodel::timers::system);
     w.token(s);
   }
-  if (p.timer) w.sources[timed_source].armed = true;  // cancel_after(10ms): the first advance
+  if (p.timer) {  // cancel_after(10ms): the first advance; the first timer armed on the service
+    w.sources[timed_source].armed = true;
+    w.next_sequence[0] = 1;
+  }
   if (p.child_parents > 0) {
     std::vector<int> parents;
     for (int s = 0; s < p.child_parents; ++s) parents.push_back(s);
     w.linked(parents);
   }
   for (int s : p.pre) w.attach(w.new_registration(s, false, ckmodel::behaviour{}, none));
-  for (const auto& t : p.threads)
-    for (const op& o : t)
-      if (o.kind == op_kind::register_cb) w.new_registration(o.source, false, ckmodel::behaviour{}, none);
+  // Coroutines: A<i> in await-id order, each with its awaiter's node (ids in program order, as
+  // the register ops'), pending until its await op takes effect.
+  std::vector<const op*> await_ops(static_cast<std::size_t>(p.awaits()), nullptr);
+  std::vector<std::size_t> await_record(await_ops.size(), h.ops.size());
+  std::vector<std::size_t> destroy_record(await_ops.size(), h.ops.size());
+  w.awaits.resize(await_ops.size());
+  for (const auto& t : p.threads) {
+    for (const op& o : t) {
+      if (o.kind == op_kind::register_cb) {
+        w.new_registration(o.source, false, ckmodel::behaviour{}, none);
+      } else if (o.kind == op_kind::await_cancelled || o.kind == op_kind::await_delay) {
+        ckmodel::await_slot& a = w.awaits[static_cast<std::size_t>(o.await)];
+        a.kind = o.kind == op_kind::await_delay ? ckmodel::await_kind::delay
+                                                : ckmodel::await_kind::cancelled;
+        a.source = o.source;
+        a.status = ckmodel::await_status::pending;
+        a.reg = w.new_awaiter_node(o.source, o.await);
+        await_ops[static_cast<std::size_t>(o.await)] = &o;
+      }
+    }
+  }
+  for (std::size_t i = 0; i < h.ops.size(); ++i) {
+    const op& o = p.threads[static_cast<std::size_t>(h.ops[i].thread)]
+                           [static_cast<std::size_t>(h.ops[i].index)];
+    if (o.kind == op_kind::await_cancelled || o.kind == op_kind::await_delay)
+      await_record[static_cast<std::size_t>(o.await)] = i;
+    if (o.kind == op_kind::destroy_await) destroy_record[static_cast<std::size_t>(o.await)] = i;
+  }
+  std::vector<int> await_of_reg(static_cast<std::size_t>(p.registrations()), none);
+  for (std::size_t a = 0; a < await_ops.size(); ++a)
+    await_of_reg[static_cast<std::size_t>(await_ops[a]->reg)] = static_cast<int>(a);
 
   // Operations with their intervals.
   std::vector<lin_op> ops;
@@ -257,7 +364,73 @@ verdict check(const program& p, const history& h) {
   std::sort(cbs.begin(), cbs.end(),
             [](const callback_record& a, const callback_record& b) { return a.start < b.start; });
   std::vector<std::uint64_t> last_end(h.ops.size(), 0);
+  // [C1], S26/S27: each coroutine resumes at most once (its second resumption is recorded from
+  // the park, or as a second record of the awaiter's). Checked first: it explains the rest.
+  std::vector<int> resumptions(await_ops.size(), 0);
   for (const callback_record& c : cbs) {
+    if (c.how == callback) continue;
+    const int a = c.reg >= 0 && static_cast<std::size_t>(c.reg) < await_of_reg.size()
+                      ? await_of_reg[static_cast<std::size_t>(c.reg)]
+                      : none;
+    if (a == none) return fail("a resumption of a coroutine the program never started");
+    if (++resumptions[static_cast<std::size_t>(a)] > 1 || c.how == resumed_again)
+      return fail("coroutine A" + std::to_string(a) + " (" +
+                  show(*await_ops[static_cast<std::size_t>(a)]) + ") resumed a second time, on T" +
+                  std::to_string(c.thread) + " ([C1]; S26/S27: exactly once)");
+  }
+  for (const callback_record& c : cbs) {
+    if (c.how != callback) {  // a coroutine's resumption
+      const int a = c.reg >= 0 && static_cast<std::size_t>(c.reg) < await_of_reg.size()
+                        ? await_of_reg[static_cast<std::size_t>(c.reg)]
+                        : none;
+      const auto ai = static_cast<std::size_t>(a);
+      const op& aw = *await_ops[ai];
+      const std::string co = "coroutine A" + std::to_string(a) + " (" + show(aw) + ") " +
+                             show_how(c.how) + " on T" + std::to_string(c.thread);
+      if (destroy_record[ai] < h.ops.size() && c.start > h.ops[destroy_record[ai]].call)
+        return fail(co + " after destroy_await(A" + std::to_string(a) +
+                    ") began (S28: nothing resumes it afterwards)");
+      const bool is_delay = aw.kind == op_kind::await_delay;
+      if (c.how == logic_error)
+        return fail(co + ": but its source can still be canceled (S23, S26)");
+      if (c.how == canceled_other) return fail(co + " (S27: it carries the awaited token)");
+      if (c.how == unexpected || (is_delay && c.how == resumed_normally) ||
+          (!is_delay && (c.how == elapsed || c.how == canceled_self)))
+        return fail(co + ": not an outcome of this awaiter (S26, S27)");
+      std::size_t k = h.ops.size();
+      for (std::size_t i = 0; i < h.ops.size(); ++i)
+        if (h.ops[i].thread == c.thread && h.ops[i].call < c.start && c.start < h.ops[i].ret) k = i;
+      if (k == h.ops.size())
+        return fail(co + " outside any operation of that thread (S26, S27: it resumes inside "
+                         "the cancel(), the advance() or its own await)");
+      const op& o = p.threads[static_cast<std::size_t>(h.ops[k].thread)]
+                             [static_cast<std::size_t>(h.ops[k].index)];
+      lin_op l;
+      l.thread = c.thread;
+      l.hi = c.start;
+      if (k == await_record[ai]) {  // inside its own await: it did not stay suspended
+        if (c.how != elapsed) {
+          ops[static_cast<std::size_t>(op_of_record[k])].ran_inline = true;
+          continue;
+        }
+        l.kind = lin_op::take;  // an advance took the timer while the await was arming
+        l.await = a;
+        l.lo = h.ops[k].call;
+        ops.push_back(l);
+        continue;
+      }
+      if (o.kind != op_kind::cancel && o.kind != op_kind::advance)
+        return fail(co + " inside " + show(o) + ", which resumes no coroutine (S26, S27)");
+      if (c.how == elapsed && o.kind != op_kind::advance)
+        return fail(co + " inside " + show(o) + ": only advance() runs the timer (S27)");
+      l.kind = c.how == elapsed ? lin_op::take : lin_op::run;
+      l.lo = std::max(h.ops[k].call, last_end[k]);
+      l.reg = aw.reg;
+      l.await = a;
+      last_end[k] = c.end;
+      ops.push_back(l);
+      continue;
+    }
     std::size_t k = h.ops.size();
     for (std::size_t i = 0; i < h.ops.size(); ++i)
       if (h.ops[i].thread == c.thread && h.ops[i].call < c.start && c.start < h.ops[i].ret) k = i;
@@ -266,7 +439,9 @@ verdict check(const program& p, const history& h) {
       return fail(cb + " ran outside any cancel() or register() of that thread (S5, S6)");
     const op& o = p.threads[static_cast<std::size_t>(h.ops[k].thread)]
                            [static_cast<std::size_t>(h.ops[k].index)];
-    if (o.kind == op_kind::register_cb && o.reg == c.reg) {
+    if ((o.kind == op_kind::register_cb || o.kind == op_kind::await_cancelled ||
+         o.kind == op_kind::await_delay) &&
+        o.reg == c.reg) {
       lin_op& reg = ops[static_cast<std::size_t>(op_of_record[k])];
       if (reg.ran_inline) return fail(cb + " ran inline twice (S4)");
       reg.ran_inline = true;
@@ -281,6 +456,15 @@ verdict check(const program& p, const history& h) {
     l.hi = c.start;
     l.reg = c.reg;
     last_end[k] = c.end;
+    ops.push_back(l);
+  }
+  // The second half of every await_delay (see lin_op::link), once its record says whether it
+  // did not suspend.
+  for (std::size_t i = 0, n = ops.size(); i < n; ++i) {
+    if (ops[i].kind != lin_op::call || ops[i].what->kind != op_kind::await_delay) continue;
+    lin_op l = ops[i];
+    l.kind = lin_op::link;
+    l.await = l.what->await;
     ops.push_back(l);
   }
   if (ops.size() > 64) return fail("history too long for the checker");
@@ -305,11 +489,13 @@ verdict check(const program& p, const history& h) {
   if (search.run()) return v;
   std::ostringstream os;
   os << "not linearizable: no order of these operations that respects real time is legal in the "
-        "model (S2, S4-S6, S8, S11, S16-S18, S20) and ends as the sources were after the join.\n";
+        "model (S2, S4-S6, S8, S11, S16-S18, S20, S26-S28) and ends as the sources were after the "
+        "join.\n";
   if (search.longest().size() == search.ops().size())
     os << "every operation fits in some order, but each such order ends with a source cancelled "
           "(or not, or with a reason) other than it was after the join, a cancelled source still "
-          "holding a callback, or a timer taken off that never cancelled. One of them:\n";
+          "holding a callback or a suspended coroutine (a lost resumption: S5, S26, S27), or a "
+          "timer taken off that never cancelled. One of them:\n";
   else
     os << "longest legal prefix found (" << search.longest().size() << " of "
        << search.ops().size() << " operations):\n";

@@ -2,6 +2,7 @@
 // the executor of the linearizability test. It finds what the model checker's memory model
 // cannot (the real hardware, the real futex and timer paths); the same programs also run under
 // Relacy's scheduler, where a failing interleaving replays exactly (property_tests/model_programs).
+#include "awaits.hpp"
 #include "program.hpp"
 #include "reasons.hpp"
 
@@ -33,6 +34,18 @@ struct recorder {
   std::vector<callback_record> slots;
   std::atomic<std::size_t> used{0};
   int spin_ns = 0;
+
+  // A coroutine resumed (awaits.hpp), on the thread that resumed it.
+  void resumed(int reg, int how) {
+    callback_record r;
+    r.reg = reg;
+    r.thread = this_program_thread;
+    r.start = tick();
+    r.end = tick();
+    r.how = how;
+    const std::size_t i = used.fetch_add(1);
+    if (i < slots.size()) slots[i] = r;
+  }
 };
 
 struct recording_callback {
@@ -98,6 +111,9 @@ history execute(const program& p, int callback_spin_ns) {
     regs[i] = tokens[static_cast<std::size_t>(p.pre[i])].register_callback(
         recording_callback{&rec, static_cast<int>(i)});
 
+  // Declared after the sources and registrations, so destroyed before them even on a throw.
+  std::vector<await_task> tasks(static_cast<std::size_t>(p.awaits()));
+
   std::atomic<int> ready{0};
   std::atomic<bool> go{false};
   std::vector<std::thread> threads;
@@ -144,6 +160,15 @@ history execute(const program& p, int callback_spin_ns) {
           case op_kind::pause:
             spin_for(std::chrono::microseconds(o.micros));
             break;
+          case op_kind::await_cancelled:
+            tasks[static_cast<std::size_t>(o.await)] = await_cancelled_body(&rec, o.reg, tok);
+            break;
+          case op_kind::await_delay:
+            tasks[static_cast<std::size_t>(o.await)] = await_delay_body(&rec, o.reg, tok, timer);
+            break;
+          case op_kind::destroy_await:
+            tasks[static_cast<std::size_t>(o.await)].destroy();
+            break;
         }
         r.ret = tick();
       }
@@ -156,6 +181,7 @@ history execute(const program& p, int callback_spin_ns) {
   for (const cancellation_token& tok : tokens)
     h.end.push_back(
         {tok.is_cancellation_requested(), reason_result(tok.cancellation_reason(), reasons)});
+  for (await_task& t : tasks) t.destroy();  // S28: a suspended one withdraws (all joined)
 
   const std::size_t n = std::min(rec.used.load(), rec.slots.size());
   h.callbacks.assign(rec.slots.begin(), rec.slots.begin() + static_cast<std::ptrdiff_t>(n));

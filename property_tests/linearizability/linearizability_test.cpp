@@ -45,7 +45,8 @@ RC_GTEST_PROP(Linearizability, EveryHistoryHasALegalSequentialOrder, ()) {
   if (auto it = failed_before.find(name); it != failed_before.end())
     RC_FAIL("(this replay passed; an earlier one failed:)\n" + it->second);
   RC_TAG(std::to_string(p.threads.size()) + " threads",
-         p.child_parents > 0 ? "linked child" : "no child", p.timer ? "timer" : "no timer");
+         p.child_parents > 0 ? "linked child" : "no child", p.timer ? "timer" : "no timer",
+         p.awaits() > 0 ? "coroutines" : "no coroutines");
 }
 
 }  // namespace

@@ -14,8 +14,34 @@ namespace gen = rc::gen;
 int program::registrations() const {
   int n = static_cast<int>(pre.size());
   for (const auto& t : threads)
-    for (const op& o : t) n += o.kind == op_kind::register_cb ? 1 : 0;
+    for (const op& o : t)
+      n += o.kind == op_kind::register_cb || o.kind == op_kind::await_cancelled ||
+                   o.kind == op_kind::await_delay
+               ? 1
+               : 0;
   return n;
+}
+
+int program::awaits() const {
+  int n = 0;
+  for (const auto& t : threads)
+    for (const op& o : t)
+      n += o.kind == op_kind::await_cancelled || o.kind == op_kind::await_delay ? 1 : 0;
+  return n;
+}
+
+const char* show_how(int how) {
+  switch (how) {
+    case callback: return "ran";
+    case resumed_normally: return "resumed";
+    case logic_error: return "resumed with logic_error";
+    case elapsed: return "resumed: elapsed";
+    case canceled_self: return "resumed: operation_canceled";
+    case canceled_other: return "resumed: operation_canceled with another token";
+    case unexpected: return "resumed with an unexpected exception";
+    case resumed_again: return "resumed AGAIN";
+    default: return "?";
+  }
 }
 
 std::string show(const op& o) {
@@ -31,6 +57,11 @@ std::string show(const op& o) {
     case op_kind::reason: return "cancellation_reason(" + s + ")";
     case op_kind::advance: return "advance(10ms)";
     case op_kind::pause: return "pause(" + std::to_string(o.micros) + "us)";
+    case op_kind::await_cancelled:
+      return "A" + std::to_string(o.await) + " = await_cancelled(" + s + ") [" + r + "]";
+    case op_kind::await_delay:
+      return "A" + std::to_string(o.await) + " = await_delay(10ms, " + s + ") [" + r + "]";
+    case op_kind::destroy_await: return "destroy_await(A" + std::to_string(o.await) + ")";
   }
   return "?";
 }
@@ -64,6 +95,48 @@ namespace {
 // small sizes), shrinking toward lo.
 rc::Gen<int> pick(int lo, int hi) { return gen::resize(100, gen::inRange(lo, hi)); }
 
+// S28: a coroutine may be destroyed only while nothing else can resume it. Drops every
+// destroy_await whose coroutine another thread could resume: a cancel of its source (or of a
+// parent of it), an advance for a delay or for a coroutine on the timed source (or its child).
+void drop_unsafe_destroys(program& p) {
+  std::vector<op> awaits;
+  for (const auto& t : p.threads)
+    for (const op& o : t)
+      if (o.kind == op_kind::await_cancelled || o.kind == op_kind::await_delay)
+        awaits.push_back(o);
+  const int child = p.child_parents > 0 ? p.roots : -1;
+  auto can_resume = [&](const op& other, const op& a) {
+    if (other.kind == op_kind::cancel)
+      return other.source == a.source || (a.source == child && other.source < p.child_parents);
+    if (other.kind == op_kind::advance)
+      return a.kind == op_kind::await_delay ||
+             (p.timer && (a.source == timed_source || a.source == child));
+    return false;
+  };
+  for (std::size_t t = 0; t < p.threads.size(); ++t) {
+    std::vector<op>& ops = p.threads[t];
+    for (std::size_t i = 0; i < ops.size();) {
+      bool unsafe = false;
+      if (ops[i].kind == op_kind::destroy_await) {
+        for (const op& a : awaits) {
+          if (a.await != ops[i].await) continue;
+          for (std::size_t u = 0; u < p.threads.size(); ++u)
+            if (u != t)
+              for (const op& other : p.threads[u]) unsafe = unsafe || can_resume(other, a);
+        }
+      }
+      if (unsafe) {
+        ops.erase(ops.begin() + static_cast<std::ptrdiff_t>(i));
+      } else {
+        ++i;
+      }
+    }
+  }
+  p.threads.erase(std::remove_if(p.threads.begin(), p.threads.end(),
+                                 [](const std::vector<op>& t) { return t.empty(); }),
+                  p.threads.end());
+}
+
 }  // namespace
 
 
@@ -84,21 +157,42 @@ rc::Gen<program> programs() {
       if (which >= 3) p.pre.push_back(source_of(which - 2));
     }
     int next_reg = static_cast<int>(p.pre.size());
+    int next_await = 0;
     const int nthreads = *pick(2, 4);
     for (int t = 0; t < nthreads; ++t) {
       std::vector<int> mine;  // registrations this thread may target: pre ones and its own
       for (int i = 0; i < static_cast<int>(p.pre.size()); ++i) mine.push_back(i);
+      std::vector<int> my_awaits;  // coroutines this thread started (it may destroy them)
       std::vector<op> ops;
       for (int i = 0; i < 4; ++i) {
         // Weights: skip 4, cancel 4, register 4, unregister 3, dispose 3, try_reset 1,
         // is_cancellation_requested 2, cancellation_reason 1, pause 1; with a timer also
-        // advance 2 and try_reset 2 more (the S18 race: reset vs a timer that started firing).
-        const int k = *pick(0, p.timer ? 27 : 23);
+        // advance 2 and try_reset 2 more (the S18 race: reset vs a timer that started firing);
+        // then coroutines: await_cancelled 2, await_delay 3, destroy_await 2, advance 1.
+        const int base = p.timer ? 27 : 23;
+        const int k = *pick(0, base + 8);
         const int source = source_of(*pick(0, 4));
         const int reg_pick = *pick(0, 8);
         op o;
         o.source = source;
         if (k < 4) continue;
+        if (k >= base) {
+          const int j = k - base;
+          if (j < 5) {
+            o.kind = j < 2 ? op_kind::await_cancelled : op_kind::await_delay;
+            o.reg = next_reg++;
+            o.await = next_await++;
+            my_awaits.push_back(o.await);
+          } else if (j < 7) {
+            if (my_awaits.empty()) continue;
+            o.kind = op_kind::destroy_await;
+            o.await = my_awaits[static_cast<std::size_t>(reg_pick) % my_awaits.size()];
+          } else {
+            o.kind = op_kind::advance;
+          }
+          ops.push_back(o);
+          continue;
+        }
         if (k < 8) {
           o.kind = op_kind::cancel;
           o.with_reason = *pick(0, 3) != 0;
@@ -128,6 +222,7 @@ rc::Gen<program> programs() {
       }
       if (!ops.empty()) p.threads.push_back(std::move(ops));
     }
+    drop_unsafe_destroys(p);
     return p;
   });
 }
@@ -168,8 +263,20 @@ std::string show(const program& p, const history& h) {
     lines.push_back({r.ret, who + "return " + show(o) + result + "   (op #" +
                                 std::to_string(r.id) + ")"});
   }
+  std::vector<int> await_of_reg(static_cast<std::size_t>(p.registrations()) + 1, -1);
+  for (const auto& t : p.threads)
+    for (const op& o : t)
+      if (o.kind == op_kind::await_cancelled || o.kind == op_kind::await_delay)
+        await_of_reg[static_cast<std::size_t>(o.reg)] = o.await;
   for (const callback_record& c : h.callbacks) {
     const std::string who = "T" + std::to_string(c.thread) + "   ";
+    if (c.how != callback) {
+      const int a = c.reg >= 0 && static_cast<std::size_t>(c.reg) < await_of_reg.size()
+                        ? await_of_reg[static_cast<std::size_t>(c.reg)]
+                        : -1;
+      lines.push_back({c.start, who + "coroutine A" + std::to_string(a) + " " + show_how(c.how)});
+      continue;
+    }
     lines.push_back({c.start, who + "callback R" + std::to_string(c.reg) + " starts"});
     lines.push_back({c.end, who + "callback R" + std::to_string(c.reg) + " ends"});
   }

@@ -9,6 +9,15 @@
 // unregistered/disposed later by the same thread; the pre-registered ones by any thread (S11).
 // Every callback records when it started and ended and on which thread, and spins a little so
 // that disposers and cancellers overlap with it.
+//
+// Coroutines (S26-S28): a thread's await op starts a coroutine (A0, A1, ... in program order)
+// that does `co_await cancelled(token)` or `co_await delay(10ms, token, the manual timer)`; its
+// awaiter's callback node takes the next registration id, like a register op, and its
+// resumption is recorded like a callback run (reg = that id), with how it resumed. The coroutine
+// then parks at a second suspension point, so that a second resumption is recorded too.
+// destroy_await destroys it (suspended or parked); the generator only places one where no other
+// thread can resume that coroutine (S28: destroying a coroutine concurrently with its resumption
+// is the caller's bug). Whatever is left is destroyed after the join, before the sources.
 #pragma once
 
 #include <rapidcheck.h>
@@ -31,6 +40,9 @@ enum class op_kind : std::uint8_t {
                  // deadline_exceeded
   advance,       // the program's manual_timer_service moves 10 ms: fires S0's timer if armed
   pause,         // spins `micros` microseconds (not an operation of the library)
+  await_cancelled,  // source -> coroutine `await` in co_await cancelled(token) (S26), node `reg`
+  await_delay,      // source -> coroutine `await` in co_await delay(10ms, token, timer) (S27)
+  destroy_await,    // destroys coroutine `await` (S28)
 };
 
 struct op {
@@ -39,6 +51,7 @@ struct op {
   int reg = 0;
   bool with_reason = false;
   int micros = 0;
+  int await = 0;  // await ops: the coroutine A<await>
 };
 
 struct program {
@@ -49,7 +62,8 @@ struct program {
   std::vector<std::vector<op>> threads;
 
   int sources() const { return roots + (child_parents > 0 ? 1 : 0); }
-  int registrations() const;  // pre-registered plus one per register op
+  int registrations() const;  // pre-registered plus one per register op and await op
+  int awaits() const;         // await ops
 };
 
 std::string show(const program& p);
@@ -85,11 +99,25 @@ struct final_state {
   int reason = null_reason;
 };
 
+// How a coroutine resumed (callback_record::how); `callback` for a plain callback's run.
+enum resumed_how : int {
+  callback = 0,
+  resumed_normally,    // cancelled(): cancellation was requested
+  logic_error,         // cancelled(): the token can no longer be canceled (S23)
+  elapsed,             // delay(): the timer
+  canceled_self,       // delay(): operation_canceled carrying the awaited token
+  canceled_other,      // delay(): operation_canceled carrying another token
+  unexpected,          // any other exception
+  resumed_again,       // a second resumption of the awaiter ([C1])
+};
+const char* show_how(int how);
+
 struct callback_record {
   int reg = 0;
   int thread = 0;  // index of the program thread that ran it
   std::uint64_t start = 0;
   std::uint64_t end = 0;
+  int how = callback;  // a coroutine's resumption: how (start == end: the moment it resumed)
 };
 
 struct history {

@@ -96,6 +96,7 @@ int world::cancellers(int s) const {
 void world::settle() {
   // S23: once nothing can cancel a live source, its pending callbacks never run and
   // can_be_canceled() turns false; that may orphan its children in turn.
+  std::vector<int> orphaned;  // in the order found
   for (bool changed = true; changed;) {
     changed = false;
     for (std::size_t s = 0; s < sources.size(); ++s) {
@@ -104,9 +105,11 @@ void world::settle() {
       for (int r : x.callbacks) regs[static_cast<std::size_t>(r)].status = reg_status::dropped;
       x.callbacks.clear();
       x.orphaned = true;
+      orphaned.push_back(static_cast<int>(s));
       changed = true;
     }
   }
+  if (!orphaned.empty()) resume_orphaned(orphaned);
   // S17/S21: a source nothing refers to (no handle, token, registration, or live child) is gone;
   // its timer is disarmed and it can never be cancelled again.
   std::vector<char> alive(sources.size(), 0);
@@ -121,6 +124,8 @@ void world::settle() {
     const registration& r = regs[static_cast<std::size_t>(rs.reg)];
     if (r.holds_ref && r.source != none) alive[static_cast<std::size_t>(r.source)] = 1;
   }
+  for (const await_slot& a : awaits)  // the frame's copy of the token
+    if (a.frame && a.source != none) alive[static_cast<std::size_t>(a.source)] = 1;
   for (bool changed = true; changed;) {
     changed = false;
     for (std::size_t s = 0; s < sources.size(); ++s) {
@@ -164,6 +169,14 @@ void world::claim_children(int s) {
 }
 
 bool world::run_callback(int reg) {
+  if (const int a = regs[static_cast<std::size_t>(reg)].await; a != none) {
+    // S26/S27: the awaiter's node runs as a callback would; it resumes the coroutine here, on
+    // the cancelling thread. A delay's cancel takes its timer off first (S27).
+    resume_await(a, awaits[static_cast<std::size_t>(a)].kind == await_kind::delay
+                        ? "canceled(self)"
+                        : "resumed");
+    return false;  // the coroutine's exceptions go to its promise, never to cancel()
+  }
   emit("cb#" + std::to_string(reg) + " ran");
   const registration r = regs[static_cast<std::size_t>(reg)];
   return perform(*this, reg, r.what, r.slot);
@@ -567,20 +580,36 @@ std::string world::advance(timers svc, std::int64_t ns) {
   const auto i = static_cast<std::size_t>(svc);
   now[i] += ns;
   for (;;) {
-    // Every due timer, in deadline order, ties in arming order (API.md).
+    // Every due timer, in deadline order, ties in arming order (API.md, S27): the sources'
+    // timers and the delays' share one queue per service.
     int due = none;
+    bool due_is_await = false;
+    std::int64_t due_deadline = 0;
+    std::uint64_t due_sequence = 0;
+    auto consider = [&](int id, bool is_await, std::int64_t deadline, std::uint64_t sequence) {
+      if (deadline > now[i]) return;
+      if (due != none && !(deadline < due_deadline ||
+                           (deadline == due_deadline && sequence < due_sequence)))
+        return;
+      due = id;
+      due_is_await = is_await;
+      due_deadline = deadline;
+      due_sequence = sequence;
+    };
     for (std::size_t s = 0; s < sources.size(); ++s) {
       const source& x = sources[s];
-      if (!x.armed || x.svc != svc || x.deadline > now[i]) continue;
-      if (due == none) {
-        due = static_cast<int>(s);
-        continue;
-      }
-      const source& d = sources[static_cast<std::size_t>(due)];
-      if (x.deadline < d.deadline || (x.deadline == d.deadline && x.sequence < d.sequence))
-        due = static_cast<int>(s);
+      if (x.armed && x.svc == svc) consider(static_cast<int>(s), false, x.deadline, x.sequence);
+    }
+    for (std::size_t a = 0; a < awaits.size(); ++a) {
+      const await_slot& x = awaits[a];
+      if (x.armed && x.svc == svc) consider(static_cast<int>(a), true, x.deadline, x.sequence);
     }
     if (due == none) break;
+    if (due_is_await) {
+      // S27: the timer wins; it takes the cancel node off, then resumes the coroutine here.
+      resume_await(due, "elapsed");
+      continue;
+    }
     disarm(due);
     std::deque<int>* const hidden = std::exchange(std_drain, nullptr);  // [B5], as cancel_source
     fire(due, svc, new_deadline());  // S15, S16
@@ -615,6 +644,115 @@ void world::finish_firing(int s) {
 std::string world::try_reset(int h) {
   const int s = handles[static_cast<std::size_t>(h)].src;
   return s != none && reset(s) ? "true" : "false";
+}
+
+// ---- coroutines (S26-S28) ----------------------------------------------------------------------
+
+void world::resume_await(int a, const std::string& how) {
+  await_slot& x = awaits[static_cast<std::size_t>(a)];
+  if (x.reg != none) remove(x.reg);  // [C3]: the winner withdraws the others
+  x.armed = false;
+  x.watching = false;
+  x.status = await_status::resumed;
+  x.how = how;
+  emit("aw#" + std::to_string(a) + " " + how);
+}
+
+void world::withdraw_await(int a) {
+  await_slot& x = awaits[static_cast<std::size_t>(a)];
+  if (x.reg != none) remove(x.reg);
+  x.armed = false;
+  x.watching = false;
+  x.status = await_status::destroyed;
+}
+
+// S26/S23: every coroutine suspended in cancelled() on a source that can no longer be canceled
+// resumes with std::logic_error, on the thread that made it so, before that call returns. The
+// contract gives no order among them: option 0 is the library's (sources in the order they were
+// orphaned, each source's coroutines latest first).
+void world::resume_orphaned(const std::vector<int>& orphaned) {
+  std::vector<int> waiting;
+  for (int s : orphaned)
+    for (std::size_t a = awaits.size(); a-- > 0;)
+      if (awaits[a].watching && awaits[a].source == s) waiting.push_back(static_cast<int>(a));
+  while (!waiting.empty()) {
+    const auto k = static_cast<std::size_t>(choose(static_cast<int>(waiting.size())));
+    const int a = waiting[k];
+    waiting.erase(waiting.begin() + static_cast<std::ptrdiff_t>(k));
+    resume_await(a, "logic_error");
+  }
+}
+
+// Every awaiter gets a registration id, linked or not, so that ids stay in step with the
+// harness's (which numbers callbacks and awaiters alike).
+int world::new_awaiter_node(int s, int a) {
+  const int reg = new_registration(s, false, behaviour{}, none);
+  regs[static_cast<std::size_t>(reg)].await = a;
+  regs[static_cast<std::size_t>(reg)].status = reg_status::not_stored;
+  return reg;
+}
+
+std::string world::await_cancelled(int t) {
+  const int s = tokens[static_cast<std::size_t>(t)];
+  const int a = static_cast<int>(awaits.size());
+  await_slot x;
+  x.kind = await_kind::cancelled;
+  x.source = s;
+  x.reg = new_awaiter_node(s, a);
+  awaits.push_back(x);
+  // S26: no suspension when cancellation was requested (resumes normally) or never can be
+  // (the none token, an orphaned source: std::logic_error).
+  if (s == none || sources[static_cast<std::size_t>(s)].orphaned) {
+    resume_await(a, "logic_error");
+  } else if (sources[static_cast<std::size_t>(s)].requested) {
+    resume_await(a, "resumed");
+  } else {
+    attach(awaits[static_cast<std::size_t>(a)].reg);  // S26: LIFO with the source's callbacks
+    awaits[static_cast<std::size_t>(a)].watching = true;
+  }
+  return slot_name('a', a);
+}
+
+std::string world::await_delay(int t, timers svc, std::int64_t ns) {
+  const int s = t == none ? none : tokens[static_cast<std::size_t>(t)];
+  const int a = static_cast<int>(awaits.size());
+  await_slot x;
+  x.kind = await_kind::delay;
+  x.source = s;
+  x.svc = svc;
+  x.reg = new_awaiter_node(s, a);
+  awaits.push_back(x);
+  // S27: `d <= 0` or a cancelled token: no suspension (the latter throws operation_canceled).
+  if (s != none && sources[static_cast<std::size_t>(s)].requested) {
+    resume_await(a, "canceled(self)");
+    return slot_name('a', a);
+  }
+  if (ns <= 0) {
+    resume_await(a, "elapsed");
+    return slot_name('a', a);
+  }
+  await_slot& y = awaits[static_cast<std::size_t>(a)];
+  if (ns != no_timer) {  // max: no timer, only the cancellation resumes it
+    const auto i = static_cast<std::size_t>(svc);
+    y.armed = true;
+    y.deadline = now[i] + ns;
+    y.sequence = next_sequence[i]++;
+  }
+  // S27: a token that can no longer be canceled does not end a delay (no node, no error).
+  if (s != none && !sources[static_cast<std::size_t>(s)].orphaned) attach(y.reg);
+  return slot_name('a', a);
+}
+
+std::string world::destroy_await(int a) {
+  if (a < 0 || static_cast<std::size_t>(a) >= awaits.size() ||
+      !awaits[static_cast<std::size_t>(a)].frame)
+    return "absent";
+  await_slot& x = awaits[static_cast<std::size_t>(a)];
+  if (x.status == await_status::suspended) withdraw_await(a);  // S28: nothing resumes it now
+  x.status = await_status::destroyed;
+  x.frame = false;
+  settle();  // the frame's token is gone
+  return "ok";
 }
 
 // ---- observation -----------------------------------------------------------------------------
@@ -693,6 +831,17 @@ std::vector<std::string> world::snapshot() {
     out.push_back(slot_name('s', static_cast<int>(i)) + " req=" +
                   (requested(stops[i].src) ? "1" : "0") +
                   (stops[i].from_none ? " possible=0" : ""));
+  }
+  for (std::size_t i = 0; i < awaits.size(); ++i) {
+    const await_slot& a = awaits[i];
+    std::string line = slot_name('a', static_cast<int>(i));
+    switch (a.status) {
+      case await_status::pending: line += " pending"; break;
+      case await_status::suspended: line += " suspended"; break;
+      case await_status::resumed: line += " resumed(" + a.how + ")"; break;
+      case await_status::destroyed: line += " destroyed"; break;
+    }
+    out.push_back(line);
   }
   out.push_back("clock A=" + std::to_string(now[0]) + " B=" + std::to_string(now[1]));
   return out;

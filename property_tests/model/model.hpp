@@ -1,5 +1,5 @@
 // property_tests/model/model.hpp — the oracle: a plain, single-threaded model of the contract in
-// docs/spec/SEMANTICS.md (rules cited as S1..S25).
+// docs/spec/SEMANTICS.md (rules cited as S1..S29; S26-S28: the coroutine awaiters).
 //
 // No atomics, no locks, no code shared with impl/. Sources, tokens, registrations and std stop
 // tokens live in tables; the test harness keeps the real objects in "slots" numbered exactly like
@@ -75,6 +75,7 @@ enum class reg_status : std::uint8_t {
 
 struct registration {
   int source = none;
+  int await = none;  // the await slot whose awaiter this node is (S26, S27), else none
   bool raii = false;  // a cancellation_callback (else a cancellation_registration)
   behaviour what;
   int slot = none;  // the registration slot that holds its object now
@@ -114,6 +115,33 @@ struct reg_slot {
   int reg = none;  // none: an empty (moved-from) registration
 };
 
+// A coroutine suspended in `co_await cancelled(token)` or `co_await delay(d, token, timers)`
+// (S26-S28). Its awaiter is a callback node on the token's source (`reg`, in that source's LIFO
+// `callbacks` like any registration, S26/S27), a watch on the orphaning (cancelled(), S23) and
+// a timer on a manual service (delay(), S27). The frame holds a copy of the token (the
+// coroutine's parameter) until the coroutine is destroyed.
+enum class await_kind : std::uint8_t { cancelled, delay };
+enum class await_status : std::uint8_t {
+  pending,  // the concurrent checker: its await op has not taken effect yet
+  suspended,
+  resumed,
+  destroyed,
+};
+
+struct await_slot {
+  await_kind kind = await_kind::cancelled;
+  int source = none;       // the awaited token's source; none: the none token, or no token
+  int reg = none;          // its callback node, or none (never linked)
+  bool watching = false;   // cancelled(): listed for the orphaning of `source` (S23)
+  await_status status = await_status::suspended;
+  std::string how;         // once resumed: "resumed", "logic_error", "elapsed", "canceled(self)"
+  bool frame = true;       // not destroyed: the frame's token keeps `source` alive (S17, S21)
+  timers svc = timers::a;  // delay(): its manual service
+  bool armed = false;      // delay(): its timer is armed
+  std::int64_t deadline = 0;
+  std::uint64_t sequence = 0;  // arming order on `svc`, shared with the sources' timers (S27)
+};
+
 struct stop_slot {
   int src = none;          // the source whose bridge made it; none: it can never be requested
   bool from_none = false;  // made from the none token: stop_possible() is false (API.md)
@@ -141,6 +169,7 @@ class world {
   std::vector<int> tokens;  // source id, or none
   std::vector<reg_slot> reg_slots;
   std::vector<stop_slot> stops;
+  std::vector<await_slot> awaits;
   std::int64_t now[2] = {0, 0};
   std::uint64_t next_sequence[2] = {0, 0};
   int user_reasons = 0;  // reason objects made so far
@@ -177,6 +206,9 @@ class world {
   std::string cancel_after(int h, std::int64_t ns);
   std::string advance(timers svc, std::int64_t ns);
   std::string try_reset(int h);
+  std::string await_cancelled(int t);                               // S26
+  std::string await_delay(int t, timers svc, std::int64_t ns);      // S27; t == none: no token
+  std::string destroy_await(int a);                                 // S28
 
   // Every observable value, one line per slot (format shared with the harness).
   std::vector<std::string> snapshot();
@@ -211,6 +243,12 @@ class world {
   void emit(std::string line);
   int choose(int n);
 
+  // An awaiting coroutine resumes (logged "aw#<a> <how>"); it is registered nowhere afterwards.
+  void resume_await(int a, const std::string& how);
+  // The awaiter's destruction while suspended (S28): withdraws its node, timer and watch.
+  void withdraw_await(int a);
+  int new_awaiter_node(int s, int a);  // its registration id (in `regs`), not linked yet
+
  private:
   reason new_deadline();
   int cancellers(int s) const;
@@ -221,6 +259,7 @@ class world {
   void disarm(int s);
   std::int64_t effective_delay(int s, std::int64_t ns) const;
   std::string reason_name(const reason& r);
+  void resume_orphaned(const std::vector<int>& orphaned);  // S26/S23: cancelled() -> logic_error
   std::string cancel_source(int s, reason r, bool throw_first, const char* ok);
 };
 

@@ -27,6 +27,7 @@
 
 #include <cancelkit/detail/sync.hpp>  // relacy.hpp first, with its macros undone
 
+#include "linearizability/awaits.hpp"
 #include "linearizability/checker.hpp"
 #include "linearizability/reasons.hpp"
 #include "model_registry.hpp"  // stress/model_check: system_timers, the kept allocation functions
@@ -103,6 +104,7 @@ struct program_run {
   std::optional<cancellation_source> sources[max_sources];
   cancellation_token tokens[max_sources];
   cancellation_registration regs[max_regs];
+  cklin::await_task tasks[max_ops];  // the await ops' coroutines (frames on Relacy's heap)
   std::exception_ptr reasons[max_ops];  // the object each cancel-with-reason op passes
   std::size_t first_record[max_threads] = {};
   pod_history h;
@@ -127,6 +129,18 @@ struct program_run {
       else hist.overflow = true;
     }
   };
+
+  // A coroutine resumed (linearizability/awaits.hpp), on the thread that resumed it.
+  void resumed(int reg, int how) {
+    cklin::callback_record r;
+    r.reg = reg;
+    r.thread = static_cast<int>(rl::thread_index());
+    r.start = tick();
+    r.end = tick();
+    r.how = how;
+    if (h.ncallbacks < max_callbacks) h.callbacks[h.ncallbacks++] = r;
+    else h.overflow = true;
+  }
 
   void before() {
     const cklin::program& p = *current;
@@ -205,6 +219,17 @@ struct program_run {
         case op_kind::pause:
           for (int i = 0; i < pause_yields; ++i) rl::yield(1, $);
           break;
+        case op_kind::await_cancelled:
+          tasks[static_cast<std::size_t>(o.await)] =
+              cklin::await_cancelled_body(this, o.reg, tokens[s]);
+          break;
+        case op_kind::await_delay:
+          tasks[static_cast<std::size_t>(o.await)] =
+              cklin::await_delay_body(this, o.reg, tokens[s], *timer);
+          break;
+        case op_kind::destroy_await:
+          tasks[static_cast<std::size_t>(o.await)].destroy();
+          break;
       }
     } catch (...) {
       if (h.threw < 0) h.threw = r.id;
@@ -235,8 +260,10 @@ struct program_run {
       }
     }
     h.nend = nsrc;
-    // Tear down as execute() does when it returns: registrations, then tokens, sources, the
-    // reasons, and the service last (it must outlive every source that uses it).
+    // Tear down as execute() does when it returns: coroutines (a suspended one withdraws,
+    // S28), registrations, then tokens, sources, the reasons, and the service last (it must
+    // outlive every source and delay that uses it).
+    for (cklin::await_task& t : tasks) t.destroy();
     for (cancellation_registration& r : regs) r = cancellation_registration();
     for (cancellation_token& t : tokens) t = cancellation_token();
     for (std::optional<cancellation_source>& s : sources) s.reset();

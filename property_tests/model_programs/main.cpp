@@ -81,7 +81,8 @@ void property(std::uint64_t schedules) {
     RC_FAIL("schedule " + std::to_string(r.failing_schedule) + ": " + r.relacy_result);
   }
   RC_TAG(std::to_string(p.threads.size()) + " threads",
-         p.child_parents > 0 ? "linked child" : "no child", p.timer ? "timer" : "no timer");
+         p.child_parents > 0 ? "linked child" : "no child", p.timer ? "timer" : "no timer",
+         p.awaits() > 0 ? "coroutines" : "no coroutines");
 }
 
 // The report of one program: its text, Relacy's report of the first failing schedule (or of the

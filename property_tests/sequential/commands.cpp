@@ -9,7 +9,10 @@
 //  - timers due at the same instant: delays and advances come from {10, 20, 30 ms}, so deadlines
 //    tie and several fire in one advance();
 //  - deep link chains: linked() prefers the newest tokens and chain() adds up to 5 levels at once;
-//    std_child() links a source below a std::stop_token of a live one in one step.
+//    std_child() links a source below a std::stop_token of a live one in one step;
+//  - awaiting coroutines (S26-S28) on live tokens, delays from the same {10, 20, 30 ms} as the
+//    sources' timers (so a delay and a timer, or two delays, are due at the same instant), and
+//    destroy_await() mostly on suspended ones.
 #include "commands.hpp"
 
 #include <rapidcheck/gen/detail/ScaleInteger.h>
@@ -66,6 +69,9 @@ struct view {
   std::vector<int> reg_src;        // per registration slot: source or none
   int pending = 0;                 // callbacks stored and not run yet
   std::vector<int> live_stops;     // std::stop_tokens of sources that can still be cancelled
+  int awaits = 0;                  // await slots
+  std::vector<int> live_frames;    // await slots not destroyed
+  std::vector<int> suspended;      // ... still suspended
 };
 
 std::shared_ptr<const view> make_view(const ckmodel::world& w) {
@@ -95,6 +101,13 @@ std::shared_ptr<const view> make_view(const ckmodel::world& w) {
     if (s == none) continue;
     const ckmodel::source& x = w.sources[static_cast<std::size_t>(s)];
     if (!x.requested && !x.orphaned && !x.dead) v->live_stops.push_back(static_cast<int>(i));
+  }
+  v->awaits = static_cast<int>(w.awaits.size());
+  for (std::size_t i = 0; i < w.awaits.size(); ++i) {
+    if (!w.awaits[i].frame) continue;
+    v->live_frames.push_back(static_cast<int>(i));
+    if (w.awaits[i].status == ckmodel::await_status::suspended)
+      v->suspended.push_back(static_cast<int>(i));
   }
   for (std::size_t i = 0; i < w.reg_slots.size(); ++i) {
     const ckmodel::reg_slot& r = w.reg_slots[i];
@@ -214,6 +227,11 @@ rc::Gen<int> some_handle(std::shared_ptr<const view> v) {
                         {1, gen::elementOf(v->handles)}});
 }
 
+// await_delay: a token (4 in 5, when there is one) or none at all (`delay(d, timers)`).
+bool have_token_for_delay(const std::shared_ptr<const view>& v) {
+  return v->tokens > 0 && !one_in(5);
+}
+
 template <class Op, class F>
 std::pair<std::size_t, rc::Gen<command_ptr>> option(std::size_t weight, F make) {
   return {weight, gen::exec([make] { return make_command<Op>(make()); })};
@@ -310,6 +328,21 @@ rc::Gen<command_ptr> next_command(const ckmodel::world& w) {
                            return advance_op{svc, ns};
                          }),
       option<try_reset_op>(have_handles ? 1 : 0, [v] { return try_reset_op{*some_handle(v)}; }),
+      option<await_cancelled_op>(have_tokens && v->awaits < 12 ? 3 : 0,
+                                 [v] { return await_cancelled_op{*registration_token(v)}; }),
+      option<await_delay_op>(v->awaits < 12 ? 3 : 0,
+                             [v] {
+                               const int t = have_token_for_delay(v) ? *registration_token(v) : none;
+                               const auto svc = *gen::weightedElement<ckmodel::timers>(
+                                   {{4, ckmodel::timers::a}, {1, ckmodel::timers::b}});
+                               return await_delay_op{t, svc, *delay()};
+                             }),
+      option<destroy_await_op>(v->live_frames.empty() ? 0 : 2,
+                               [v] {
+                                 return destroy_await_op{*weighted<int>(
+                                     {{v->suspended.empty() ? 0u : 3u, gen::elementOf(v->suspended)},
+                                      {1, gen::elementOf(v->live_frames)}})};
+                               }),
   });
 }
 

@@ -259,6 +259,38 @@ struct try_reset_op {
   void show(std::ostream& os) const { os << "try_reset(h" << h << ")"; }
 };
 
+// S26: a coroutine does `co_await cancelled(t)` (await slot a<next>).
+struct await_cancelled_op {
+  int t;
+  bool valid(const ckmodel::world& w) const { return token_ok(w, t); }
+  template <class S> std::string run(S& s) const { return s.await_cancelled(t); }
+  void show(std::ostream& os) const { os << "await_cancelled(t" << t << ")"; }
+};
+
+// S27: a coroutine does `co_await delay(ns, t, svc)`, or `delay(ns, svc)` when t is none.
+struct await_delay_op {
+  int t;  // token slot, or none: no token
+  ckmodel::timers svc;  // a manual service: A or B
+  std::int64_t ns;
+  bool valid(const ckmodel::world& w) const { return t == ckmodel::none || token_ok(w, t); }
+  template <class S> std::string run(S& s) const { return s.await_delay(t, svc, ns); }
+  void show(std::ostream& os) const {
+    os << "await_delay(" << (t == ckmodel::none ? std::string("no token") : "t" + std::to_string(t))
+       << ", " << ckmodel::name(svc) << ", " << duration_string(ns) << ")";
+  }
+};
+
+// S28: destroys the coroutine of await slot a, suspended or resumed (parked).
+struct destroy_await_op {
+  int a;
+  bool valid(const ckmodel::world& w) const {
+    return a >= 0 && static_cast<std::size_t>(a) < w.awaits.size() &&
+           w.awaits[static_cast<std::size_t>(a)].frame;
+  }
+  template <class S> std::string run(S& s) const { return s.destroy_await(a); }
+  void show(std::ostream& os) const { os << "destroy_await(a" << a << ")"; }
+};
+
 // ---- the rc::state command around an operation -------------------------------------------------
 
 template <class Op>

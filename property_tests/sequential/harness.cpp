@@ -10,7 +10,9 @@
 #include <iostream>
 #include <atomic>
 #include <chrono>
+#include <coroutine>
 #include <initializer_list>
+#include <optional>
 #include <span>
 #include <sstream>
 #include <stdexcept>
@@ -73,7 +75,9 @@ harness::harness() : start_a_(svc_a_.now()), start_b_(svc_b_.now()) {
 }
 
 harness::~harness() {
-  // Registrations first, then tokens and sources (the services outlive them all).
+  // Coroutines first (a suspended one withdraws from its source and its service: S28), then
+  // registrations, tokens and sources (the services outlive them all).
+  for (await_slot& a : awaits_) a.coroutine.destroy();
   reg_slots_.clear();
   stops_.clear();
   tokens_.clear();
@@ -365,6 +369,91 @@ std::string harness::try_reset(int h) {
   return handles_[static_cast<std::size_t>(h)]->try_reset() ? "true" : "false";
 }
 
+// ---- coroutines (S26-S28) ----------------------------------------------------------------------
+
+namespace {
+
+// A suspension point nothing resumes: the coroutine parks here after its awaiter resumed it.
+struct park {
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<>) const noexcept {}
+  void await_resume() const noexcept {}
+};
+
+// The frame holds `token` (a copy: the model counts it as a reference, S17/S21) until destroyed.
+task await_cancelled_body(harness* h, int a, cancellation_token token) {
+  std::string how;
+  try {
+    co_await cancelled(token);
+    how = "resumed";
+  } catch (const std::logic_error&) {
+    how = "logic_error";  // S26/S23
+  } catch (...) {
+    how = "unexpected exception";
+  }
+  h->on_await(a, how);
+  co_await park{};
+  h->on_await(a, "resumed again");  // [C1]: the awaiter resumed it twice
+}
+
+task await_delay_body(harness* h, int a, std::optional<cancellation_token> token,
+                      timer_service& timers, nanoseconds d) {
+  std::string how;
+  try {
+    if (token) {
+      co_await delay(d, *token, timers);
+    } else {
+      co_await delay(d, timers);
+    }
+    how = "elapsed";
+  } catch (const operation_canceled& e) {
+    // S27: carrying the awaited token.
+    how = token && e.token() == *token ? "canceled(self)" : "canceled(other token)";
+  } catch (...) {
+    how = "unexpected exception";
+  }
+  h->on_await(a, how);
+  co_await park{};
+  h->on_await(a, "resumed again");
+}
+
+}  // namespace
+
+void harness::on_await(int a, const std::string& how) {
+  await_slot& slot = awaits_[static_cast<std::size_t>(a)];
+  if (slot.resumptions++ == 0) slot.how = how;
+  ++awaits_resumed;
+  emit("aw#" + std::to_string(a) + " " + how);
+}
+
+std::string harness::await_cancelled(int t) {
+  const int a = static_cast<int>(awaits_.size());
+  awaits_.emplace_back();  // before the coroutine starts: it may resume at once
+  regs_.push_back(reg_info{});  // the awaiter's node takes a registration id, as in the model
+  awaits_.back().coroutine = await_cancelled_body(this, a, tokens_[static_cast<std::size_t>(t)]);
+  return ckmodel::slot_name('a', a);
+}
+
+std::string harness::await_delay(int t, ckmodel::timers svc, std::int64_t ns) {
+  const int a = static_cast<int>(awaits_.size());
+  awaits_.emplace_back();
+  regs_.push_back(reg_info{});
+  std::optional<cancellation_token> token;
+  if (t != none) token = tokens_[static_cast<std::size_t>(t)];
+  awaits_.back().coroutine = await_delay_body(this, a, std::move(token), service(svc), nanoseconds(ns));
+  return ckmodel::slot_name('a', a);
+}
+
+std::string harness::destroy_await(int a) {
+  if (a < 0 || static_cast<std::size_t>(a) >= awaits_.size() ||
+      awaits_[static_cast<std::size_t>(a)].destroyed)
+    return "absent";
+  await_slot& slot = awaits_[static_cast<std::size_t>(a)];
+  slot.destroyed = true;
+  slot.coroutine.destroy();  // suspended in the awaiter, or parked after it
+  return "ok";
+}
+
 // ---- observation -----------------------------------------------------------------------------
 
 std::string harness::reason_name(const std::exception_ptr& p) {
@@ -450,6 +539,19 @@ std::vector<std::string> harness::snapshot() {
     std::string line = ckmodel::slot_name('s', static_cast<int>(i)) +
                        " req=" + (stops_[i].stop_requested() ? "1" : "0");
     if (stop_from_none_[i]) line += std::string(" possible=") + (stops_[i].stop_possible() ? "1" : "0");
+    out.push_back(line);
+  }
+  for (std::size_t i = 0; i < awaits_.size(); ++i) {
+    const await_slot& a = awaits_[i];
+    std::string line = ckmodel::slot_name('a', static_cast<int>(i));
+    if (a.destroyed) {
+      line += " destroyed";
+    } else if (a.resumptions == 0) {
+      line += " suspended";
+    } else {
+      line += " resumed(" + a.how + ")";
+      if (a.resumptions > 1) line += " " + std::to_string(a.resumptions) + " times";
+    }
     out.push_back(line);
   }
   out.push_back("clock A=" + std::to_string(nanoseconds(svc_a_.now() - start_a_).count()) +

@@ -6,6 +6,9 @@
 #include "../model/model.hpp"
 
 #include <cancelkit/cancelkit.hpp>
+#include <cancelkit/coroutine.hpp>
+
+#include "coro_task.hpp"
 
 #include <cstdint>
 #include <deque>
@@ -66,11 +69,16 @@ class harness {
   std::string cancel_after(int h, std::int64_t ns);
   std::string advance(ckmodel::timers svc, std::int64_t ns);
   std::string try_reset(int h);
+  std::string await_cancelled(int t);
+  std::string await_delay(int t, ckmodel::timers svc, std::int64_t ns);
+  std::string destroy_await(int a);
   std::vector<std::string> snapshot();
 
   void emit(std::string line) { log_.push_back(std::move(line)); }
   void on_callback(int id);
   void on_error(const char* svc, const std::exception_ptr& e);
+  // An awaiting coroutine of slot `a` was resumed and saw `how` (logged "aw#<a> <how>").
+  void on_await(int a, const std::string& how);
 
   // Runs one command on the library, then finds an execution of the model that explains the
   // result, the callback log and every observable value; fails the property (RC_FAIL) if none.
@@ -84,6 +92,7 @@ class harness {
   // Statistics of this case (reported through RC_TAG) and CKTEST_TRACE=1: print every command.
   long commands_run = 0;
   long callbacks_run = 0;
+  long awaits_resumed = 0;  // coroutine resumptions (S26, S27)
   static const bool trace;
 
  private:
@@ -107,6 +116,15 @@ class harness {
   std::vector<int> slot_reg_;  // registration id held by each registration slot, or none
   std::deque<std::stop_token> stops_;
   std::vector<bool> stop_from_none_;
+  // Coroutines that awaited (S26-S28): each records how it resumed, then parks at a second
+  // suspension point, so that a second resumption of its awaiter is seen ("resumed again").
+  struct await_slot {
+    task coroutine;
+    std::string how;
+    int resumptions = 0;
+    bool destroyed = false;
+  };
+  std::deque<await_slot> awaits_;
 
   struct reg_info {
     ckmodel::behaviour what;

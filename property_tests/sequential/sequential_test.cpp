@@ -16,7 +16,8 @@ RC_GTEST_PROP(Sequential, LibraryMatchesModel, ()) {
   harness h;
   rc::state::check(ckmodel::world{}, h, [](const ckmodel::world& w) { return next_command(w); });
   RC_TAG(h.commands_run < 20 ? "commands <20" : h.commands_run < 60 ? "commands 20-59" : "commands 60+",
-         h.callbacks_run == 0 ? "callbacks 0" : h.callbacks_run < 10 ? "callbacks 1-9" : "callbacks 10+");
+         h.callbacks_run == 0 ? "callbacks 0" : h.callbacks_run < 10 ? "callbacks 1-9" : "callbacks 10+",
+         h.awaits_resumed == 0 ? "resumptions 0" : "resumptions 1+");
 }
 
 }  // namespace

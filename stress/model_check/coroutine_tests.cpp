@@ -303,6 +303,61 @@ struct cancelled_destroy_vs_registrations
   }
 };
 
+// =============================================================================================
+// 6. delay: the timer taken due while await_suspend is still arming, then the frame ends at once
+//    ([C2] [C4] [T5]; S27, S28): thread 1's advance() takes the just-armed timer and claims the
+//    awaiter early (arming -> early_event); thread 0's await_suspend sees the early claim and
+//    goes on without suspending, the coroutine finishes, and thread 0 destroys the frame. run_due
+//    still clears the entry's `armed` after its claim, so await_suspend must wait for it (take
+//    the service's mutex) before it lets the coroutine go on; otherwise that store lands in the
+//    freed frame (found by the generated programs under Relacy, property_tests/model_programs;
+//    mutant 64). When the coroutine did suspend, thread 1 resumes it (or, if its advance came
+//    before the arming, the one after the join does); the frame is then destroyed after the
+//    join.
+// =============================================================================================
+model_task delay_then_mark(nanoseconds d, timer_service& timers, rl::atomic<unsigned>* resumer,
+                           observed* o) {
+  co_await cancelkit::delay(d, timers);
+  o->resumed($) = o->resumed($) + 1;
+  // release: the write above happens-before the destroyer's acquire of the mark.
+  (*resumer)($).store(rl::thread_index(), rl::mo_release);
+}
+
+struct delay_taken_while_arming_vs_frame_end
+    : rl::test_suite<delay_taken_while_arming_vs_frame_end, 2>, service_fixture {
+  static constexpr unsigned nobody = 99;
+  observed o;
+  rl::atomic<unsigned> resumer;
+  model_task task;
+  bool destroyed = false;
+
+  void before() {
+    o.reset();
+    resumer($).store(nobody, rl::mo_relaxed);
+    make_service();
+    destroyed = false;
+  }
+  void thread(unsigned i) {
+    if (i == 0) {
+      task = delay_then_mark(nanoseconds(5), *service, &resumer, &o);
+      // acquire: pairs with the mark's release. Thread 0 itself marked: it went on without
+      // suspending (the early claim), so the frame is its to destroy now.
+      if (resumer($).load(rl::mo_acquire) == 0) {
+        task.h.destroy();
+        destroyed = true;
+      }
+    } else {
+      service->advance(nanoseconds(5));
+    }
+  }
+  void after() {
+    service->advance(nanoseconds(5));  // the advance came before the arming: fire it now
+    RL_ASSERT(o.resumed($) == 1);
+    if (!destroyed) task.h.destroy();
+    drop_service();
+  }
+};
+
 }  // namespace
 
 const test_entry coroutine_tests[] = {
@@ -311,6 +366,7 @@ const test_entry coroutine_tests[] = {
     {"delay_destroy_vs_timers", &run_test<delay_destroy_vs_timers>},
     {"cancelled_cancel_vs_orphan", &run_test<cancelled_cancel_vs_orphan>},
     {"cancelled_destroy_vs_registrations", &run_test<cancelled_destroy_vs_registrations>},
+    {"delay_taken_while_arming_vs_frame_end", &run_test<delay_taken_while_arming_vs_frame_end>},
 };
 const std::size_t coroutine_test_count = sizeof(coroutine_tests) / sizeof(coroutine_tests[0]);
 

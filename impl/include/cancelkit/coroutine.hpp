@@ -11,7 +11,9 @@
 //   co_await delay(1s, token, timers);    //      on `timers` (a manual_timer_service in tests)
 //   co_await delay(1s);                   //      no token: only the timer
 //
-// Each awaiter is awaited at most once (precondition). Resumption happens on the thread that
+// Each awaiter is awaited at most once (precondition). The cancellation side of an awaiter is a
+// registration like a callback's: a successful try_reset() drops it (S18), and a dispatch that
+// throw_on_first_exception stopped (S13) does not reach it (docs/spec/SEMANTICS.md, after S27). Resumption happens on the thread that
 // decided it: the cancelling thread (inside cancel(), like a callback, S5), the timer service's
 // thread (a worker of system_timer_service(); advance() for a manual_timer_service), or the
 // thread that made the token unable to be cancelled (S23: the one that dropped the last source).
@@ -44,7 +46,10 @@
 //      claims only while the destroyer can still wait for it: the cancel callback while the core
 //      marks it running (dispose waits for a callback running on another thread, never for
 //      itself), the timer under the service's mutex ([T5] in impl/src/timer_service.cpp), the
-//      orphaning under the extension's mutex. So the destroyer, once it has moved `waiting` to
+//      orphaning under the extension's mutex. The same holds for the coroutine's own thread
+//      after an early claim: it goes on only after the operation that waits for the claimer
+//      (for the timer's early claim, a withdrawal that takes the service's mutex, since run_due
+//      clears `armed` after claiming). So the destroyer, once it has moved `waiting` to
 //      `withdrawn`, withdraws each registration with the operation that waits for its party,
 //      and after those nothing can touch the frame: no resumption, no access, no leak (mutant 62
 //      leaves the node linked: a later cancel() runs it in the freed frame).
@@ -308,6 +313,11 @@ class [[nodiscard]] delay_awaiter : private detail::callback_node, private detai
       static_cast<void>(detail::withdraw_timer_entry(timers_, *this));  // [C3]
       r_.complete(detail::resumption::by_cancel);
     } else {  // early_event: run_due took the timer during arming
+      // [C4]: run_due still clears `armed` after its claim, under the service's mutex; taking
+      // that mutex (the withdrawal finds `armed` false and does nothing else) waits for it, so
+      // the frame may end as soon as the coroutine goes on. Skipping it let that store land in
+      // a destroyed frame (found by the generated programs under Relacy; mutant 64).
+      static_cast<void>(detail::withdraw_timer_entry(timers_, *this));
       if (s != nullptr) s->dispose(this, false, false);  // [C3]
       r_.complete(detail::resumption::by_event);
     }

@@ -42,7 +42,17 @@
 // - manual_timer_service: time moves only when advance() is called, and due timers run on the
 //   thread that calls it. For tests.
 //
-// A timer_service must outlive every source that uses it (precondition; not checked).
+// A timer_service must outlive every source and every delay() awaiter that uses it
+// (precondition; not checked).
+//
+// Thread safety: a service is shared by design. Every public member (set_error_handler, now,
+// manual_timer_service::advance) may be called from any thread at the same time as any other,
+// and as cancel_after()/try_reset() on its sources; the service's one mutex orders them (it is
+// taken before any source's lock, never after: [I12] in detail/state.hpp). Two advance() calls
+// at once each move the clock by their own amount and each fire what is due by then.
+// Memory ordering: a timer's cancellation is a cancel() made on the firing thread (S3 holds
+// from there), and everything a thread did before arming happens-before the firing (the arming
+// and the firing take the service's mutex).
 #pragma once
 
 #include <cancelkit/detail/sync.hpp>

@@ -473,13 +473,9 @@ class watchdog {
                      static_cast<unsigned long long>(round_.index), round_.threads);
         std::fflush(stderr);
         if (json_ != nullptr) {
-          fatal_info f;
-          f.kind = "hang";
-          f.scenario = scenario_;
-          f.have_round = true;
-          f.round = round_;
-          f.detail = "the round did not finish within the hang timeout (lost wake-up or deadlock)";
-          json_->fatal(f);
+          json_->fatal({"hang", scenario_, true, round_,
+                        "the round did not finish within the hang timeout (lost wake-up or "
+                        "deadlock)"});
         }
         std::abort();
       }
@@ -604,13 +600,8 @@ const options* g_options = nullptr;
                static_cast<unsigned long long>(r.seed), replay_command(scenario, *g_options, r).c_str());
   std::fflush(stderr);
   if (g_json != nullptr) {
-    fatal_info f;
-    f.kind = "sanitizer";
-    f.scenario = scenario;
-    f.have_round = true;
-    f.round = r;
-    f.detail = "a sanitizer report ended the process (see the log)";
-    g_json->fatal(f);
+    g_json->fatal({"sanitizer", scenario, true, r,
+                   "a sanitizer report ended the process (see the log)"});
   }
 }
 

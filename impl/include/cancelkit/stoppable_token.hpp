@@ -62,16 +62,23 @@ struct stop_callback_for<std::stop_token> {
 };
 }  // namespace detail
 
-// C++26 std::stoppable_token.
+namespace detail {
+// What both token concepts below ask besides a callback type.
 template <class Token>
-concept stoppable_token =
+concept stop_token_queries =
     requires(const Token tok) {
-      typename detail::check_type_alias_exists<Token::template callback_type>;
       { tok.stop_requested() } noexcept -> std::same_as<bool>;
       { tok.stop_possible() } noexcept -> std::same_as<bool>;
       { Token(tok) } noexcept;
     } &&
     std::copyable<Token> && std::equality_comparable<Token>;
+}  // namespace detail
+
+// C++26 std::stoppable_token.
+template <class Token>
+concept stoppable_token =
+    requires { typename detail::check_type_alias_exists<Token::template callback_type>; } &&
+    detail::stop_token_queries<Token>;
 
 // C++26 std::unstoppable_token: a token type whose stop_possible() is false at compile time.
 template <class Token>
@@ -86,13 +93,8 @@ using stop_callback_for_t = typename detail::stop_callback_for<Token>::template 
 // stoppable_token, with the callback type found through stop_callback_for_t.
 template <class Token>
 concept stoppable_token_via_trait =
-    requires(const Token tok) {
-      typename stop_callback_for_t<Token, detail::probe_callback>;
-      { tok.stop_requested() } noexcept -> std::same_as<bool>;
-      { tok.stop_possible() } noexcept -> std::same_as<bool>;
-      { Token(tok) } noexcept;
-    } &&
-    std::copyable<Token> && std::equality_comparable<Token>;
+    requires { typename stop_callback_for_t<Token, detail::probe_callback>; } &&
+    detail::stop_token_queries<Token>;
 
 // C++26's exposition-only stoppable-callback-for.
 template <class CB, class Token, class Init = CB>

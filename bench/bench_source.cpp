@@ -2,6 +2,10 @@
 //
 //   create_destroy/<impl>     construct + destroy a source (one allocation each)
 //   lifecycle/<impl>          construct, take a token, cancel (no callbacks), destroy both
+//   create_token_destroy/<impl>  construct, copy one token out of the source (as users do),
+//                             destroy both. raw_heap: bench::raw_heap_source, the heap floor
+//                             (one allocation of a state-sized block, plain-store
+//                             initialisation, a token that is a pointer copy, one delete)
 //   linked/<impl>/P           P in {1, 2, 8} live parents: build a linked child and destroy it.
 //                             cancelkit: cancellation_source::linked(span of P tokens).
 //                             std has no linked sources; "std" is what a std user writes: a
@@ -62,6 +66,39 @@ void lifecycle_std(benchmark::State& state) {
     std::stop_token t = s.get_token();
     bool r = s.request_stop();
     benchmark::DoNotOptimize(r);
+    benchmark::DoNotOptimize(t);
+  }
+  meter.report(state);
+}
+
+void create_token_destroy_cancelkit(benchmark::State& state) {
+  bench::alloc_meter meter;
+  for (auto _ : state) {
+    cancelkit::cancellation_source s;
+    cancelkit::cancellation_token t = s.token();
+    benchmark::DoNotOptimize(s);
+    benchmark::DoNotOptimize(t);
+  }
+  meter.report(state);
+}
+
+void create_token_destroy_std(benchmark::State& state) {
+  bench::alloc_meter meter;
+  for (auto _ : state) {
+    std::stop_source s;
+    std::stop_token t = s.get_token();
+    benchmark::DoNotOptimize(s);
+    benchmark::DoNotOptimize(t);
+  }
+  meter.report(state);
+}
+
+void create_token_destroy_raw_heap(benchmark::State& state) {
+  bench::alloc_meter meter;
+  for (auto _ : state) {
+    bench::raw_heap_source s;
+    bench::raw_heap_token t = s.token();
+    benchmark::DoNotOptimize(s);
     benchmark::DoNotOptimize(t);
   }
   meter.report(state);
@@ -136,6 +173,9 @@ const bool registered = [] {
   bench::add("source", "create_destroy", "std", create_destroy_std);
   bench::add("source", "lifecycle", "cancelkit", lifecycle_cancelkit);
   bench::add("source", "lifecycle", "std", lifecycle_std);
+  bench::add("source", "create_token_destroy", "cancelkit", create_token_destroy_cancelkit);
+  bench::add("source", "create_token_destroy", "std", create_token_destroy_std);
+  bench::add("source", "create_token_destroy", "raw_heap", create_token_destroy_raw_heap);
   bench::add("source", "linked", "cancelkit", linked_cancelkit)->Arg(1)->Arg(2)->Arg(8);
   bench::add("source", "linked", "std", linked_std)->Arg(1)->Arg(2)->Arg(8);
   bench::add("source", "cancel_after", "cancelkit_manual", cancel_after_manual);

@@ -62,6 +62,8 @@ struct context {
   std::unique_ptr<std::optional<std::stop_callback<small_fn>>[]> st_cbs;
   std::unique_ptr<bench::raw_list[]> raw_lists;
   std::unique_ptr<std::optional<bench::raw_callback<small_fn>>[]> raw_cbs;
+  std::unique_ptr<bench::raw_detach_list[]> detach_lists;
+  std::unique_ptr<std::optional<bench::raw_detach_callback<small_fn>>[]> detach_cbs;
   bench::raw_list raw_list;
 
   void prepare_cancel(std::size_t per_source) {
@@ -71,6 +73,9 @@ struct context {
     st_cbs = std::make_unique<std::optional<std::stop_callback<small_fn>>[]>(n * per_source);
     raw_lists = std::make_unique<bench::raw_list[]>(n);
     raw_cbs = std::make_unique<std::optional<bench::raw_callback<small_fn>>[]>(n * per_source);
+    detach_lists = std::make_unique<bench::raw_detach_list[]>(n);
+    detach_cbs =
+        std::make_unique<std::optional<bench::raw_detach_callback<small_fn>>[]>(n * per_source);
     for (std::size_t i = 0; i < n; ++i) {
       const cancelkit::cancellation_token ct = ck_sources[i].token();
       const std::stop_token stt = st_sources[i].get_token();
@@ -78,6 +83,7 @@ struct context {
         ck_cbs[i * per_source + k].emplace(ct, small_fn{&sink});
         st_cbs[i * per_source + k].emplace(stt, small_fn{&sink});
         raw_cbs[i * per_source + k].emplace(raw_lists[i], small_fn{&sink});
+        detach_cbs[i * per_source + k].emplace(detach_lists[i], small_fn{&sink});
       }
     }
   }
@@ -168,6 +174,10 @@ void op_cancel_raw(context& c) {
   for (std::size_t i = 0; i < c.n; ++i) c.raw_lists[i].request();
 }
 
+void op_cancel_raw_detach(context& c) {
+  for (std::size_t i = 0; i < c.n; ++i) c.detach_lists[i].request();
+}
+
 void op_create_cancelkit(context& c) {
   for (std::size_t i = 0; i < c.n; ++i) {
     cancelkit::cancellation_source s;
@@ -178,6 +188,32 @@ void op_create_std(context& c) {
   for (std::size_t i = 0; i < c.n; ++i) {
     std::stop_source s;
     keep_object(s);
+  }
+}
+
+// Construct a source, copy one token out of it (as users do), destroy both.
+void op_create_token_cancelkit(context& c) {
+  for (std::size_t i = 0; i < c.n; ++i) {
+    cancelkit::cancellation_source s;
+    cancelkit::cancellation_token t = s.token();
+    keep_object(s);
+    keep_object(t);
+  }
+}
+void op_create_token_std(context& c) {
+  for (std::size_t i = 0; i < c.n; ++i) {
+    std::stop_source s;
+    std::stop_token t = s.get_token();
+    keep_object(s);
+    keep_object(t);
+  }
+}
+void op_create_token_raw_heap(context& c) {
+  for (std::size_t i = 0; i < c.n; ++i) {
+    bench::raw_heap_source s;
+    bench::raw_heap_token t = s.token();
+    keep_object(s);
+    keep_object(t);
   }
 }
 
@@ -200,8 +236,21 @@ const operation operations[] = {
     {"cancel8/cancelkit", "cancel() with 8 cancellation_callbacks", 8, true, op_cancel_cancelkit},
     {"cancel8/std", "request_stop() with 8 stop_callbacks", 8, true, op_cancel_std},
     {"cancel8/raw", "CAS-lock list floor: request with 8 callbacks", 8, true, op_cancel_raw},
+    {"cancel8/raw_detach", "pop-once floor: request with 8 callbacks", 8, true,
+     op_cancel_raw_detach},
+    {"cancel1/cancelkit", "cancel() with 1 cancellation_callback", 1, true, op_cancel_cancelkit},
+    {"cancel1/std", "request_stop() with 1 stop_callback", 1, true, op_cancel_std},
+    {"cancel1/raw", "CAS-lock list floor: request with 1 callback", 1, true, op_cancel_raw},
+    {"cancel1/raw_detach", "pop-once floor: request with 1 callback", 1, true,
+     op_cancel_raw_detach},
     {"create_destroy/cancelkit", "construct + destroy a source", 0, false, op_create_cancelkit},
     {"create_destroy/std", "construct + destroy a stop_source", 0, false, op_create_std},
+    {"create_token_destroy/cancelkit", "construct a source, copy out a token, destroy both", 0,
+     false, op_create_token_cancelkit},
+    {"create_token_destroy/std", "construct a stop_source, get_token(), destroy both", 0, false,
+     op_create_token_std},
+    {"create_token_destroy/raw_heap", "heap floor: new state-sized block, pointer token, delete",
+     0, false, op_create_token_raw_heap},
 };
 
 }  // namespace

@@ -84,4 +84,11 @@ foreach(family check register dispatch crossthread contended source)
     message(FATAL_ERROR "bench smoke: family ${family} has no std row")
   endif()
 endforeach()
+# The named floors that bench/tools/targets.py's issue 20 targets compare against.
+foreach(floor "dispatch:raw_detach" "source:raw_heap" "register:raw" "dispatch:raw"
+              "crossthread:raw" "contended:raw")
+  if(NOT floor IN_LIST seen_impls)
+    message(FATAL_ERROR "bench smoke: floor ${floor} is missing (bench/tools/targets.py needs it)")
+  endif()
+endforeach()
 message(STATUS "bench smoke: ${count} benchmarks ran and reported their counters")

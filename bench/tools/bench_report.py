@@ -10,6 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as bl  # noqa: E402
+import targets  # noqa: E402
 
 
 def subject_for(rev_spec: str, cxx: str) -> bl.Subject:
@@ -42,7 +43,8 @@ def report_main(argv) -> int:
         prog="scripts/bench-report",
         description="Print the markdown table of bench/README.md for one revision: medians of "
                     "--reps runs (kept runs re-used), cancelkit vs std vs raw with ratios, "
-                    "allocations per operation, and the callgrind instruction counts.")
+                    "allocations per operation, and the callgrind instruction counts; then the "
+                    "issue 20 targets (bench/tools/targets.py) with holds/misses.")
     p.add_argument("rev", nargs="?", default=bl.WORKTREE_REV,
                    help="revision (default WORKTREE: the uncommitted tree)")
     p.add_argument("--reps", type=int, default=5, help="runs to take the median of (default 5)")
@@ -65,13 +67,16 @@ def report_main(argv) -> int:
           f"({bl.BUILD_FLAGS}); ratios are medians of per-run ratios.\n"
           f"Machine: {bl.machine_line(files)}.\n")
     print(bl.family_table(bl.medians(files), cg, bl.run_ratios(files)))
+    print("\n" + targets.wall_table(files))
+    print("\n" + targets.ir_table(cg))
     return 0
 
 
 def callgrind_main(argv) -> int:
     p = argparse.ArgumentParser(
         prog="scripts/bench-callgrind",
-        description="Instructions per operation of the hot paths (callgrind), cancelkit vs std. "
+        description="Instructions per operation of the hot paths (callgrind), cancelkit vs std, "
+                    "then the issue 20 instruction-count targets (bench/tools/targets.py). "
                     "Builds the revision (default: the working tree) in Release unless --driver "
                     "is given. --annotate OP prints callgrind_annotate's inclusive per-function "
                     "breakdown of one operation (e.g. cancel0/cancelkit).")
@@ -118,6 +123,7 @@ def callgrind_main(argv) -> int:
         return 2
     print(f"{label}\n")
     print(bl.callgrind_table(cg))
+    print("\n" + targets.ir_table(cg))
     return 0
 
 

@@ -521,21 +521,30 @@ def split_name(name: str):
     return parts[0], parts[1], parts[2], "/".join(parts[3:])
 
 
+def is_floor(impl: str) -> bool:
+    """A floor implementation: `raw`, or a named one such as `raw_detach`, `raw_heap`
+    (bench/raw_floor.hpp)."""
+    return impl == "raw" or impl.startswith("raw_")
+
+
 def run_ratios(files) -> dict:
     """(name_a, name_b) -> median over runs of figure(a)/figure(b) within the same run, for
-    every cancelkit row against the std / raw / condvar row of the same scenario. Ratios are
-    taken inside one run (same load, same moment) before the median: steadier than a ratio of
-    medians on a shared machine."""
+    every cancelkit row against the std / condvar / floor (raw, raw_*) rows of the same
+    scenario. Ratios are taken inside one run (same load, same moment) before the median:
+    steadier than a ratio of medians on a shared machine."""
     per: dict[tuple, list] = {}
     for f in files:
         figs = {b["name"]: figure_of(b)[0] for b in iteration_rows(load(f))}
+        by_scenario: dict[tuple, list] = {}
+        for name in figs:
+            fam, case, impl, rest = split_name(name)
+            by_scenario.setdefault((fam, case, rest), []).append((impl, name))
         for name, v in figs.items():
             fam, case, impl, rest = split_name(name)
             if not impl.startswith("cancelkit"):
                 continue
-            for other in ("std", "raw", "condvar"):
-                oname = "/".join(x for x in (fam, case, other, rest) if x)
-                if oname in figs and figs[oname]:
+            for other, oname in by_scenario[(fam, case, rest)]:
+                if (other in ("std", "condvar") or is_floor(other)) and figs[oname]:
                     per.setdefault((name, oname), []).append(v / figs[oname])
     return {k: statistics.median(v) for k, v in per.items()}
 
@@ -646,6 +655,24 @@ def family_table(med: dict, callgrind: dict | None = None, ratios: dict | None =
                 "-" if not std or std["allocs"] is None else f"{std['allocs']:.3g}",
                 extra,
             ])
+            # The named floors (raw_detach, raw_heap, ...): one row each, under the scenario,
+            # with the floor in the "raw / floor" column and cancelkit / it in "ck/raw".
+            for fl in sorted(i for i in others if is_floor(i) and i != "raw"):
+                flm = g[fl]
+                fextra = ""
+                if ckm and ckm.get("per_callback") is not None and flm.get("per_callback") is not None:
+                    fextra = f"{ckm['per_callback']:.2f} ns/cb ({fl} {flm['per_callback']:.2f})"
+                rows.append([
+                    f"{label} [vs {fl}]",
+                    fmt_num(ckm["figure"], unit) if ckm else "-",
+                    "-",
+                    f"{fl} {fmt_num(flm['figure'], unit)}",
+                    "-",
+                    ratio(ckm, flm),
+                    "-" if not ckm or ckm["allocs"] is None else f"{ckm['allocs']:.3g}",
+                    "-",
+                    fextra,
+                ])
         del others
     table = render(["scenario", "cancelkit", "std", "raw / floor", "ck/std", "ck/raw",
                     "ck allocs/op", "std allocs/op", "per callback"], rows)
@@ -668,17 +695,24 @@ def callgrind_table(cg: dict) -> str:
     rows = []
     fmt = lambda v: f"{v:.1f}" if v is not None else "-"
     fmt_r = lambda v: f"{v:.0f}" if v is not None else "-"
+    ratio = lambda a, b: f"{a / b:.2f}x" if a is not None and b else "-"
     for op, p in pairs.items():
         ck, st = p.get("cancelkit"), p.get("std")
         raw = p.get("raw")
         r = rmw.get(op, {})
-        rows.append([op, fmt(ck), fmt(st), fmt(raw), f"{ck / st:.2f}x" if ck is not None and st else "-",
+        rows.append([op, fmt(ck), fmt(st), fmt(raw), ratio(ck, st), ratio(ck, raw),
                      fmt_r(r.get("cancelkit")), fmt_r(r.get("std")), fmt_r(r.get("raw"))])
+        # Named floors (raw_detach, raw_heap): a row each, the floor in the raw columns.
+        for fl in sorted(i for i in p if is_floor(i) and i != "raw"):
+            rows.append([f"{op} [vs {fl}]", fmt(ck), "-", fmt(p[fl]), "-", ratio(ck, p[fl]),
+                         fmt_r(r.get("cancelkit")), "-", fmt_r(r.get(fl))])
     note = (f"Instructions per operation (callgrind, N = {cg['n']}, empty loop of "
             f"{cg['empty_loop_ir_per_op']:.1f} Ir/op subtracted; a syscall counts as 1) and "
-            f"atomic read-modify-writes per operation (lock-prefixed instructions executed).")
+            f"atomic read-modify-writes per operation (lock-prefixed instructions executed). "
+            f"Rows \"[vs raw_X]\" put a named floor of bench/raw_floor.hpp in the raw columns.")
     return note + "\n\n" + render(["operation", "cancelkit Ir/op", "std Ir/op", "raw Ir/op",
-                                   "ck/std Ir", "ck RMW/op", "std RMW/op", "raw RMW/op"], rows)
+                                   "ck/std Ir", "ck/raw Ir", "ck RMW/op", "std RMW/op",
+                                   "raw RMW/op"], rows)
 
 
 def machine_line(files=None) -> str:

@@ -27,14 +27,13 @@ void rethrow_callback_errors(detail::dispatch_outcome& out, bool throw_on_first)
 bool request_and_rethrow(state* s, const std::exception_ptr& reason, bool throw_on_first) {
   // S10 (a callback drops the last handle) needs no reference here: request() holds one on the
   // root while callbacks run, and `s` is not used after it returns.
-  detail::dispatch_outcome out;
-  {
-    // S20 also from a callback inside a std-triggered cancellation: sources std-linked below `s`
-    // are cancelled before we return, not queued on the enclosing drain ([B5] in
-    // source_extension.hpp).
-    detail::std_trigger_scope scope;
-    out = state::request(s, reason, throw_on_first);
-  }
+  // S20 also from a callback inside a std-triggered cancellation: sources std-linked below `s`
+  // are cancelled before we return, not queued on the enclosing drain ([B5] in
+  // source_extension.hpp). The scope still hides the drain while the errors are rethrown, which
+  // fires no trigger.
+  detail::std_trigger_scope scope;
+  // Initialised from the prvalue: no default construction and move assignment of the outcome.
+  detail::dispatch_outcome out = state::request(s, reason, throw_on_first);
   rethrow_callback_errors(out, throw_on_first);
   return out.requested;
 }
@@ -72,7 +71,24 @@ cancellation_source::~cancellation_source() {
   if (s_ != nullptr) state::release_source_handle(s_);
 }
 
-bool cancellation_source::cancel() { return cancel(cancel_options{}); }
+// Without a reason, a source that never had work is cancelled by one compare-exchange ([I16]:
+// no callback, child, extension or waiter to attend to); otherwise, or when it is contended,
+// the full request. A source known to have had work skips the guess (which would fail: one
+// more read-modify-write). No cancel_options temporary on this path.
+bool cancellation_source::cancel() {
+  if (s_ == nullptr) return false;
+  if (s_->maybe_idle()) {  // else the guess would fail: go straight to the lock
+    switch (s_->request_if_idle()) {
+      case state::idle_request::requested:
+        return true;
+      case state::idle_request::refused:  // S2: later callers return at once
+        return false;
+      case state::idle_request::has_work:
+        break;
+    }
+  }
+  return request_and_rethrow(s_, std::exception_ptr(), false);
+}
 
 bool cancellation_source::cancel(const cancel_options& options) {
   if (s_ == nullptr || s_->is_requested()) return false;  // S2: later callers return at once

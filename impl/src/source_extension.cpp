@@ -133,23 +133,12 @@ struct std_drain_queue {
 
 namespace {
 
-// The queue of the drain this thread is running, or null: no drain, or one hidden by a
-// std_trigger_scope [B3] [B5]. A plain thread-local pointer: no dynamic initialisation, no
-// destructor.
-struct active_drain_tag;
+// This thread's running drain: the slot std_trigger_scope hides (source_extension.hpp) [B3] [B5].
 std_drain_queue*& active_drain() noexcept {
   return sync::thread_slot<active_drain_tag, std_drain_queue>();
 }
 
 }  // namespace
-
-std_trigger_scope::std_trigger_scope() noexcept : hidden_(active_drain()) {
-  if (hidden_ != nullptr) active_drain() = nullptr;  // the common case (no drain) writes nothing
-}
-
-std_trigger_scope::~std_trigger_scope() {
-  if (hidden_ != nullptr) active_drain() = hidden_;
-}
 
 void std_parent_trigger::operator()() const noexcept {
   if (!child->owner()->try_add_ref()) return;  // being destroyed: nobody can observe it

@@ -8,6 +8,7 @@
 #include <latch>
 #include <optional>
 #include <stop_token>
+#include <thread>
 #include <utility>
 
 #include "test_support.hpp"
@@ -265,5 +266,74 @@ TEST(LifetimeRaces, CancelRacingTheOtherHandlesDrop_RunsCallbacksOnce) {  // S23
     EXPECT_TRUE(a.cancel());
     dropper.join();
     ASSERT_EQ(runs.load(), 1) << "iteration " << i;
+  }
+}
+
+// ---- issue 20: the dispatch holds no reference, DISPATCHING keeps the state ([I17]) --------------
+
+// The one callback destroys its own registration and then the last source handle, which is then
+// the state's only reference: the sole-owner free must step aside while the dispatcher still
+// uses the state, and the dispatcher frees it once done (under ASan a free in between is a
+// heap-use-after-free in cancel(); mutant 70).
+TEST(DispatchLifetime, CallbackDestroysItsRegistrationAndTheLastSourceHandle) {  // S10
+  struct counted {
+    int* destroyed;
+    int* ran;
+    std::optional<cancellation_registration>* self;
+    std::optional<cancellation_source>* source;
+    counted(int* d, int* r, std::optional<cancellation_registration>* me,
+            std::optional<cancellation_source>* s)
+        : destroyed(d), ran(r), self(me), source(s) {}
+    counted(const counted& o) : destroyed(o.destroyed), ran(o.ran), self(o.self), source(o.source) {}
+    ~counted() { ++*destroyed; }
+    void operator()() const {
+      ++*ran;
+      self->reset();    // ~cancellation_registration inside its own callback (S10)
+      source->reset();  // the last handle: nothing else refers to the state now
+    }
+  };
+  int destroyed = 0;
+  int ran = 0;
+  std::optional<cancellation_source> source(std::in_place);
+  std::optional<cancellation_registration> reg;
+  {
+    const counted fn(&destroyed, &ran, &reg, &source);
+    reg.emplace(source->token().register_callback(fn));
+  }
+  destroyed = 0;  // the temporaries above
+  cancellation_source* const s = &*source;
+  EXPECT_TRUE(s->cancel());  // `*s` is destroyed inside; cancel() must not touch it after
+  EXPECT_EQ(ran, 1);
+  EXPECT_EQ(destroyed, 1);  // the stored callable, once, after it returned
+  EXPECT_FALSE(reg.has_value());
+  EXPECT_FALSE(source.has_value());
+}
+
+// A token dropped on another thread while the canceller's one callback destroys its registration
+// and the last source handle: whichever drop takes the count to zero during the dispatch leaves
+// the free to the dispatcher (mutant 68), or the source handle finds itself the sole owner and
+// must step aside (mutant 70); the state is freed exactly once (ASan, TSan).
+TEST(DispatchLifetime, LastHandlesDroppedOnTwoThreadsDuringTheDispatch) {  // S10
+  for (int round = 0; round < 200; ++round) {
+    std::optional<cancellation_source> source(std::in_place);
+    std::optional<cancellation_token> token(source->token());
+    std::optional<cancellation_registration> reg;
+    std::latch started(2);
+    int ran = 0;
+    reg.emplace(source->token().register_callback([&] {
+      ++ran;
+      started.arrive_and_wait();
+      reg.reset();     // inside its own callback: released after it returns (S10)
+      source.reset();  // S10: the canceller's own handle
+    }));
+    std::thread other([&] {
+      started.arrive_and_wait();
+      token.reset();
+    });
+    cancellation_source* const s = &*source;
+    EXPECT_TRUE(s->cancel());
+    other.join();
+    EXPECT_EQ(ran, 1);
+    EXPECT_FALSE(reg.has_value());
   }
 }

@@ -66,7 +66,19 @@ void drop_source(state* s) { state::release_source_handle(s); }  // ~cancellatio
 
 void drop_ref(state* s) { state::release(s); }  // ~cancellation_token and the like
 
-dispatch_outcome cancel(state* s) {  // cancellation_source::cancel
+// cancellation_source::cancel() without a reason: the idle request first [I16], the full request
+// when the state has (or had) work.
+dispatch_outcome cancel(state* s) {
+  dispatch_outcome out;
+  switch (s->request_if_idle()) {
+    case state::idle_request::requested:
+      out.requested = true;
+      return out;
+    case state::idle_request::refused:
+      return out;
+    case state::idle_request::has_work:
+      break;
+  }
   return state::request(s, nullptr, false);
 }
 
@@ -577,7 +589,7 @@ struct sole_owner_release : rl::test_suite<sole_owner_release, 2> {
 // 12. the last owner frees ([I7] [I8]): a source handle and two tokens are dropped at once, each
 //     after its owner wrote its own data; the state's destructor (here: the destructor of an
 //     extension, which ~state deletes) reads all of it. Whichever thread frees, and whether the
-//     earlier drops took the lock-free path (count > 2) or the locked one, every owner's last use
+//     earlier drops took the lock-free path (another unit stayed) or the locked one, every owner's last use
 //     must happen-before the free (a weaker order on either decrement: DATA RACE).
 // =============================================================================================
 struct last_owner_frees : rl::test_suite<last_owner_frees, 3> {
@@ -678,6 +690,152 @@ struct sole_owner_vs_extension : rl::test_suite<sole_owner_vs_extension, 2> {
   void after() { RL_ASSERT(freed($).load(rl::mo_relaxed) == 1); }
 };
 
+// =============================================================================================
+// 14. the idle request vs the first registration (S1, S6, [I16]): thread 0 cancels a source that
+//     has never had work, so its cancel() may take the one-CAS idle request; thread 1 registers
+//     the first callback at the same moment. The callback runs exactly once: by the canceller
+//     (linked first: HAD_WORK makes the idle guess fail and the full request runs it) or inline
+//     (REQUESTED first). An idle request that loaded the word and then stored REQUESTED, or a
+//     link that did not set HAD_WORK, loses the callback (or the lock).
+// =============================================================================================
+struct idle_cancel_vs_first_registration
+    : rl::test_suite<idle_cancel_vs_first_registration, 2> {
+  state* s = nullptr;
+  node<idle_cancel_vs_first_registration> reg;
+  rl::var<int> ran;
+
+  void before() {
+    s = make_state(1, 1);  // thread 0's source handle, the registration's reference
+    ran($) = 0;
+    reg = node<idle_cancel_vs_first_registration>(this, 0);
+  }
+  void on_callback(node<idle_cancel_vs_first_registration>*) { ran($) = ran($) + 1; }
+  void thread(unsigned i) {
+    if (i == 0) {
+      RL_ASSERT(cancel(s).requested);
+      drop_source(s);
+      return;
+    }
+    switch (s->link(&reg, false)) {
+      case link_result::linked: break;
+      case link_result::already_requested: reg.invoke(&reg); break;  // S6: inline
+      case link_result::cannot_cancel: RL_ASSERT(false); break;
+    }
+    RL_ASSERT(s->wait(no_timeout) == wait_result::requested);
+  }
+  void after() {
+    RL_ASSERT(ran($) == 1);  // never both, never neither
+    s->dispose(&reg, false, false);
+    drop_ref(s);  // the registration's reference: frees the state
+  }
+};
+
+// =============================================================================================
+// 15. the last handles go while the dispatcher runs (S10, [I17]): the dispatch holds no reference.
+//     Thread 0 cancels; the one callback, a registration, destroys itself (deferred release),
+//     drops its reference and then thread 0's source handle; thread 1 drops a token meanwhile.
+//     Depending on the schedule the source handle is the sole owner (refs == 1: the shortcut
+//     must see DISPATCHING and step aside), or the token's or the handle's drop takes `refs` to
+//     0 under the lock while DISPATCHING is set; either way the dispatcher frees the state when
+//     it is done with it, exactly once, never under its own feet (ACCESS TO FREED MEMORY) and
+//     never not at all (MEMORY LEAK).
+// =============================================================================================
+struct handles_go_during_dispatch;
+struct dispatch_owned_node : owned_callback_node {
+  handles_go_during_dispatch* test = nullptr;
+};
+
+struct handles_go_during_dispatch : rl::test_suite<handles_go_during_dispatch, 2> {
+  state* s = nullptr;
+  dispatch_owned_node* reg = nullptr;  // heap, like a cancellation_registration's block
+  rl::var<int> ran;
+  rl::atomic<int> released;
+
+  static void run_reg(callback_node* n) {
+    auto* me = static_cast<dispatch_owned_node*>(n);
+    handles_go_during_dispatch* t = me->test;
+    t->ran($) = 1;
+    RL_ASSERT(t->s->dispose(me, false, true) == state::dispose_result::deferred_release);
+    drop_ref(t->s);      // the registration's reference
+    drop_source(t->s);   // S10: the caller's own handle, from inside the callback
+  }
+  static void release_reg(owned_callback_node* n) noexcept {
+    auto* me = static_cast<dispatch_owned_node*>(n);
+    me->test->released($).fetch_add(1, rl::mo_relaxed);
+    delete me;
+  }
+
+  void before() {
+    s = make_state(1, 2);  // thread 0's source handle; the registration; thread 1's token
+    ran($) = 0;
+    released($).store(0, rl::mo_relaxed);
+    reg = new dispatch_owned_node();
+    reg->test = this;
+    reg->invoke = &run_reg;
+    reg->release = &release_reg;
+    RL_ASSERT(s->link(reg, false) == link_result::linked);
+  }
+  void thread(unsigned i) {
+    if (i == 0) {
+      RL_ASSERT(cancel(s).requested);  // `s` may be gone once this returns
+    } else {
+      drop_ref(s);  // the token
+    }
+  }
+  void after() {
+    RL_ASSERT(ran($) == 1);
+    RL_ASSERT(released($).load(rl::mo_relaxed) == 1);
+  }
+};
+
+// =============================================================================================
+// 16. the last cancellation_callback leaves while the dispatcher runs (S9, S10, [I9], [I17]):
+//     a source with two cancellation_callbacks (the collective reference) and no other handle
+//     but thread 0's. The callback that runs first disposes itself and drops thread 0's source
+//     handle, leaving only the collective reference; thread 1 disposes the other, not yet run,
+//     which makes it the last to leave: the collective reference reaches 0 under the lock while
+//     DISPATCHING is set, so the dispatcher, not thread 1, frees the state.
+// =============================================================================================
+struct last_raii_leaves_during_dispatch : rl::test_suite<last_raii_leaves_during_dispatch, 2> {
+  state* s = nullptr;
+  node<last_raii_leaves_during_dispatch> first, second;  // second is linked last: runs first
+  rl::var<int> ran_first, ran_second;
+  rl::atomic<int> disposed_first;
+
+  void before() {
+    s = make_state(1, 0);  // thread 0's source handle
+    ran_first($) = 0;
+    ran_second($) = 0;
+    disposed_first($).store(0, rl::mo_relaxed);
+    first = node<last_raii_leaves_during_dispatch>(this, 0);
+    second = node<last_raii_leaves_during_dispatch>(this, 1);
+    RL_ASSERT(s->link(&first, true) == link_result::linked);
+    RL_ASSERT(s->link(&second, true) == link_result::linked);
+  }
+  void on_callback(node<last_raii_leaves_during_dispatch>* n) {
+    if (n->id == 0) {
+      RL_ASSERT(disposed_first($).load(rl::mo_relaxed) == 0);
+      ran_first($) = 1;
+      return;
+    }
+    ran_second($) = 1;
+    RL_ASSERT(s->dispose(&second, true, false) == state::dispose_result::done);  // from inside
+    drop_source(s);  // S10
+  }
+  void thread(unsigned i) {
+    if (i == 0) {
+      RL_ASSERT(cancel(s).requested);
+    } else {
+      if (s->unregister(&first)) disposed_first($).store(1, rl::mo_relaxed);
+      s->dispose(&first, true, false);  // ~cancellation_callback: may be the last to leave
+    }
+  }
+  void after() {
+    RL_ASSERT(ran_second($) == 1);
+    RL_ASSERT(ran_first($) + disposed_first($).load(rl::mo_relaxed) == 1);
+  }
+};
+
 // ---- driver ---------------------------------------------------------------------------------
 
 std::vector<test_entry> all_tests() {
@@ -695,6 +853,9 @@ std::vector<test_entry> all_tests() {
     {"sole_owner_release", &run_test<sole_owner_release>},
     {"last_owner_frees", &run_test<last_owner_frees>},
     {"sole_owner_vs_extension", &run_test<sole_owner_vs_extension>},
+    {"idle_cancel_vs_first_registration", &run_test<idle_cancel_vs_first_registration>},
+    {"handles_go_during_dispatch", &run_test<handles_go_during_dispatch>},
+    {"last_raii_leaves_during_dispatch", &run_test<last_raii_leaves_during_dispatch>},
   };
   // The layers around the core (library_tests.cpp).
   tests.insert(tests.end(), library_tests, library_tests + library_test_count);

@@ -84,7 +84,7 @@ class [[nodiscard]] cancellation_callback : private detail::callback_node {
   // returns at once (S9, S10). Never allocates or throws. Do not destroy it while holding a lock
   // that the callback takes.
   ~cancellation_callback() {
-    if (s_ != nullptr) s_->dispose(this, /*raii=*/true, /*defer_release=*/false);
+    if (s_ != nullptr) s_->dispose_callback(this);
   }
 
   // True iff this call removed the callback before it started (S8); it then never runs. Never
@@ -101,7 +101,7 @@ class [[nodiscard]] cancellation_callback : private detail::callback_node {
   // object type may be consumed as an rvalue; a reference type stays an lvalue of the caller's).
   void invoke_callback() { std::invoke(std::forward<Callback>(fn_)); }
 
-  detail::state* s_ = nullptr;  // non-null iff stored: counted in the state's raii_count [I9]
+  detail::state* s_ = nullptr;  // non-null iff stored: counted in the state's raii_ [I9]
   [[no_unique_address]] Callback fn_;
 };
 

@@ -37,11 +37,14 @@ inline bool state::try_destroy_sole_owner() noexcept {
   // path. Only after the refs load [I15]: an extension installed by an owner that has let go
   // is visible now, and with it a timer or std parent that may try_add_ref() at any time.
   if (ext_.load(sync::acquire) != nullptr) return false;
-  // acquire: the owner that left refs at 1 did so under the lock [I8], and its unlock() is its
-  // last access to the state. Reading the word after that decrement (ordered by the acquire
-  // above) sees its lock or a later value; LOCKED clear means its unlock, so every access it made
-  // happens-before the free. LOCKED set: it is still inside, take the full path.
-  if (word_.load(sync::acquire) & LOCKED) return false;
+  // acquire: an owner that left refs at 1 did so with the release decrement of drop_ref, its
+  // last access, which the acquire above read (or continued the release sequence of); or under
+  // the lock, and then its unlock() is its last access. Reading the word after that decrement
+  // (ordered by the acquire above) sees its lock or a later value; LOCKED clear means its unlock,
+  // so every access it made happens-before the free. LOCKED set: it is still inside, take the
+  // full path. DISPATCHING set: a dispatcher is still using the state without a reference (a
+  // callback is dropping the last handle, S10); the full path leaves the free to it [I17].
+  if (word_.load(sync::acquire) & (LOCKED | DISPATCHING)) return false;
   delete[] links_;  // a linked source born cancelled owns its (unused) link array
   delete this;
   return true;
@@ -63,27 +66,47 @@ inline dispatch_outcome state::request(state* root, const std::exception_ptr& re
                                        bool throw_on_first) noexcept {
   dispatch_outcome out;
   if (root->is_requested()) return out;  // S2: later callers return at once
-  bool has_work = false;
-  if (!root->claim(reason, has_work)) return out;
+  std::uint32_t w = root->lock();
+  if (w & (REQUESTED | ORPHANED)) {  // [I2]
+    root->unlock(w);
+    return out;
+  }
   out.requested = true;
-  // No callback, child or extension was there when REQUESTED was published, and none can be
-  // added from now on ([I4], [I11] via attach_to_parents, [I14]): no user code to run, nothing
-  // to propagate, and claim already woke any waiter.
-  if (!has_work) return out;
-  root->add_ref();  // the work list owns one reference per entry (S10: a callback may drop
-                    // the caller's last handle; the root outlives this loop)
-  state* work = root;
-  while (work != nullptr) {
-    state* s = work;
+  root->record_request(w, reason);
+  if (!root->has_work()) {
+    // No callback, child or extension, and none can be added from now on ([I4], [I11] via
+    // attach_to_parents, [I14]): no user code to run, nothing to propagate. Wake any waiter.
+    root->unlock(w | REQUESTED);
+    if (w & WAITERS) sync::wake_all(root->events_);
+    return out;
+  }
+  // [I17]: DISPATCHING, published with REQUESTED by dispatch()'s first unlock, keeps the root's
+  // memory alive through its callbacks (S10: one may drop the caller's last handle). The root
+  // and then every child claimed on the way (S20: a work list, no recursion) go through the one
+  // call of dispatch() below, which the compiler can therefore inline.
+  state* s = root;
+  w |= REQUESTED | DISPATCHING;
+  state* work = nullptr;
+  for (;;) {
+    s->dispatch(w, work, out, throw_on_first);
+    if (work == nullptr) return out;
+    s = work;
     work = s->work_next_;  // [I13]
     s->work_next_ = nullptr;
-    sync::perturb(sync::site::after_claim);
-    s->announce();
-    if (!(throw_on_first && out.first_error)) s->run_callbacks(out, throw_on_first);
-    s->claim_children(work);
-    release(s);
+    w = s->lock();  // claim_children set REQUESTED and DISPATCHING
   }
-  return out;
+}
+
+inline state::idle_request state::request_if_idle() noexcept {
+  // The guess: unlocked, never had work, no waiter, neither requested nor orphaned [I16].
+  std::uint32_t w = 0;
+  // release on success: publishes this thread's earlier writes to every thread that sees
+  // REQUESTED with acquire (S3); nothing else is written [I5] [I16]. acquire on failure: the
+  // `refused` answer carries the ordering of the is_requested() check it replaces (S2); the
+  // other answers lead to the lock, which orders the rest.
+  if (word_.compare_exchange_strong(w, REQUESTED, sync::release, sync::acquire))
+    return idle_request::requested;
+  return (w & (REQUESTED | ORPHANED)) ? idle_request::refused : idle_request::has_work;
 }
 
 inline bool state::reset_registrations() noexcept {
@@ -117,7 +140,8 @@ inline state* state::attach_to_parents(parent_link* links, state* const* parents
     if (l.next) l.next->prev_next = &l.next;
     p->children_ = &l;
     ++link_count_;
-    p->unlock(w);
+    if (!(w & HAD_WORK)) p->note_work();
+    p->unlock(w | HAD_WORK);  // [I16]: a request of p must now run claim_children
   }
   return nullptr;
 }
@@ -130,6 +154,8 @@ inline state_extension* state::install_extension(state_extension* e) noexcept {
     // release: publishes `e`'s construction to lock-free readers (extension()).
     ext_.store(e, sync::release);
     installed = e;
+    if (!(w & HAD_WORK)) note_work();
+    w |= HAD_WORK;  // [I16]: a request must now call on_requested
   }
   unlock(w);
   return installed;
@@ -139,26 +165,47 @@ inline void state::drop_all_callbacks() noexcept {
   while (head_) unlink(head_);
 }
 
-inline bool state::claim(const std::exception_ptr& reason, bool& has_work) noexcept {
-  std::uint32_t w = lock();
-  if (w & (REQUESTED | ORPHANED)) {
-    unlock(w);
-    return false;
-  }
-  // relaxed: written only under this lock [I14].
-  has_work = head_ != nullptr || children_ != nullptr || ext_.load(sync::relaxed) != nullptr;
-  publish_request(w, reason);
-  if (!has_work && (w & WAITERS)) sync::wake_all(events_);
-  return true;
-}
-
-inline void state::publish_request(std::uint32_t w, const std::exception_ptr& reason) noexcept {
-  reason_ = reason;
+inline void state::record_request(std::uint32_t w, const std::exception_ptr& reason) noexcept {
+  if (reason) reason_ = reason;  // else it is the null it was born with [I5]: skip the copy
   dispatcher_ = sync::current_thread();
   // relaxed: the futex word only says "look again"; waiters re-read the state under the lock.
   // Only a waiter that set WAITERS under this lock can be asleep on it (see wait()).
   if (w & WAITERS) events_.fetch_add(1, sync::relaxed);
-  unlock(w | REQUESTED);
+}
+
+inline bool state::has_work() const noexcept {
+  // relaxed: ext_ is written only under this lock [I14].
+  return head_ != nullptr || children_ != nullptr || ext_.load(sync::relaxed) != nullptr;
+}
+
+inline void state::dispatch(std::uint32_t w, state*& work, dispatch_outcome& out,
+                            bool throw_on_first) noexcept {
+  // Waiters and the extension hear of the request before any callback runs (state_extension).
+  // Neither is there in the common case; then REQUESTED is published by the unlock that starts
+  // the first callback, with no lock round trip of its own. ext_ is stable here: it is
+  // installed only before REQUESTED [I14]. relaxed: written only under this lock.
+  if ((w & WAITERS) || ext_.load(sync::relaxed) != nullptr) {
+    unlock(w);
+    sync::perturb(sync::site::after_claim);
+    announce();
+    w = lock();
+  }
+  if (!(throw_on_first && out.first_error)) w = run_callbacks(w, out, throw_on_first);
+  if (children_ != nullptr) {
+    // A parent's REQUESTED is published before any child's, as it always was (with no callback
+    // and no announcement above, nothing has published it yet). release: as unlock(); a store by
+    // the holder, LOCKED kept [I1].
+    word_.store(w | LOCKED, sync::release);
+    claim_children(work);
+  }
+  // [I17]: done with this state. relaxed: `refs` reaches 0 only under this lock [I8], so the
+  // thread that took it there unlocked afterwards, and our lock() acquired that unlock: every
+  // owner's last use (each release decrement continues into its acq_rel one) happens-before the
+  // free below.
+  w &= ~DISPATCHING;
+  const bool dead = refs_.load(sync::relaxed) == 0;
+  unlock(w);
+  if (dead) destroy_chain(this);
 }
 
 inline void state::announce() noexcept {
@@ -168,12 +215,12 @@ inline void state::announce() noexcept {
   if (state_extension* e = extension()) e->on_requested();
 }
 
-inline void state::run_callbacks(dispatch_outcome& out, bool throw_on_first) noexcept {
-  std::uint32_t w = lock();
+inline std::uint32_t state::run_callbacks(std::uint32_t w, dispatch_outcome& out,
+                                          bool throw_on_first) noexcept {
   while (callback_node* n = head_) {
     unlink(n);
     running_ = n;  // [I6]
-    unlock(w);
+    unlock(w);     // the first time round, this publishes REQUESTED
     sync::perturb(sync::site::before_invoke);
     bool threw = false;
     try {
@@ -184,17 +231,18 @@ inline void state::run_callbacks(dispatch_outcome& out, bool throw_on_first) noe
     }
     sync::perturb(sync::site::after_invoke);
     w = lock();
-    running_ = nullptr;
-    owned_callback_node* release_now = release_after_run_;
-    release_after_run_ = nullptr;
-    const bool notify = dispose_waiting_;
-    if (notify) {
-      dispose_waiting_ = false;
-      // release: the callback's effects happen-before the disposer's return (S9); the
-      // disposer reads this with acquire.
-      completions_.fetch_add(1, sync::release);
-    }
-    if (notify || release_now) {
+    // running_ still names `n`; nobody looks before we overwrite or clear it [I6].
+    if (dispose_waiting_ || release_after_run_ != nullptr) {
+      running_ = nullptr;  // before the unlock below: the disposer must not wait again
+      owned_callback_node* release_now = release_after_run_;
+      release_after_run_ = nullptr;
+      const bool notify = dispose_waiting_;
+      if (notify) {
+        dispose_waiting_ = false;
+        // release: the callback's effects happen-before the disposer's return (S9); the
+        // disposer reads this with acquire.
+        completions_.fetch_add(1, sync::release);
+      }
       unlock(w);
       if (notify) sync::wake_all(completions_);
       if (release_now) release_now->release(release_now);
@@ -202,7 +250,8 @@ inline void state::run_callbacks(dispatch_outcome& out, bool throw_on_first) noe
     }
     if (threw && throw_on_first) break;  // S13: the rest never run; unregister() gets true
   }
-  unlock(w);
+  running_ = nullptr;  // [I6]
+  return w;
 }
 
 inline void state::record_error(dispatch_outcome& out, std::exception_ptr e) noexcept {
@@ -220,21 +269,21 @@ inline void state::record_error(dispatch_outcome& out, std::exception_ptr e) noe
 }
 
 inline void state::claim_children(state*& work) noexcept {
-  std::uint32_t w = lock();
   for (parent_link* l = children_; l != nullptr; l = l->next) {
     state* c = l->child;  // valid memory [I11]
     std::uint32_t cw = c->lock();  // parent -> child lock order [I12]
-    // relaxed: under c's lock a non-zero count cannot reach zero [I8]; zero means dying.
+    // relaxed: under c's lock a non-zero count cannot reach zero [I8]; zero means dying (its
+    // destroyer is on its way to unlink it from our list, and must find it there).
     if ((cw & (REQUESTED | ORPHANED)) || c->refs_.load(sync::relaxed) == 0) {
       c->unlock(cw);
       continue;
     }
-    c->refs_.fetch_add(1, sync::relaxed);  // relaxed: non-zero under its lock [I8]
-    c->work_next_ = work;                  // [I13]: we are about to set REQUESTED
+    c->work_next_ = work;  // [I13]: we are about to set REQUESTED
     work = c;
-    c->publish_request(cw, reason_);  // S16: the parent's reason [I5]
+    c->record_request(cw, reason_);  // S16: the parent's reason [I5]
+    // [I17]: DISPATCHING keeps c alive on the work list, in place of a reference.
+    c->unlock(cw | REQUESTED | DISPATCHING);
   }
-  unlock(w);
 }
 
 inline void state::orphan_chain(state* first) noexcept {
@@ -256,7 +305,7 @@ inline void state::orphan(state*& work) noexcept {
     return;
   }
   drop_all_callbacks();  // S23: pending callbacks never run
-  // relaxed: see publish_request; likewise only for a waiter that set WAITERS.
+  // relaxed: see record_request; likewise only for a waiter that set WAITERS.
   if (w & WAITERS) events_.fetch_add(1, sync::relaxed);
   // A child counted this state as a canceller [I10]; losing it may orphan the child too.
   sync::perturb(sync::site::orphan_children);

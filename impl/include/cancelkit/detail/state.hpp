@@ -10,9 +10,11 @@
 // ---------------------------------------------------------------------------------------------
 // Shared-state invariants (cited in the code as [I1]..[I15])
 //
-// [I1]  `word` holds four flags: LOCKED, REQUESTED, ORPHANED, WAITERS. While LOCKED is set, only
-//       the lock holder changes `word`; so unlocking is a plain release store of the holder's
-//       copy, with any flag changes folded in (no second read-modify-write).
+// [I1]  `word` holds six flags: REQUESTED (bit 0), LOCKED, ORPHANED, WAITERS, HAD_WORK,
+//       DISPATCHING. While LOCKED is set, only the lock holder changes `word`; so unlocking is a
+//       plain release store of the holder's copy, with any flag changes folded in (no second
+//       read-modify-write). While LOCKED is clear, the one change made without the lock is the
+//       idle request [I16].
 // [I2]  REQUESTED is set at most once and never cleared. ORPHANED likewise. They are never both
 //       set: each is set only under the lock, and only if neither is set yet. (try_reset succeeds
 //       only while neither is set, and clears neither.)
@@ -22,19 +24,30 @@
 //       neither REQUESTED nor ORPHANED is set (S6, S7).
 // [I5]  `reason` and `dispatcher` are written by the thread that sets REQUESTED, before the
 //       release store that publishes REQUESTED, and never written again; anyone who observes
-//       REQUESTED with acquire may read them without the lock (S3, S16).
-// [I6]  `running` is the node whose callback the dispatcher is executing, or null. A node that
-//       is `running` is not linked. Only the dispatcher sets it, under the lock.
-// [I7]  `refs` counts handles that keep the memory alive: source handles, tokens, registrations,
-//       temporary references of dispatchers, timers and propagation, each child's link to a parent,
-//       plus ONE collective reference for all cancellation_callbacks (`raii_holds_ref`), taken by
-//       the first cancellation_callback and kept across later ones so that registering a
-//       cancellation_callback touches no reference count in the steady state.
-// [I8]  `refs` drops to 0 or 1 only under the lock (the lock-free decrement path refuses to go
-//       below 2). Hence under the lock, a non-zero `refs` cannot reach zero, and `refs == 1` with
-//       `raii_holds_ref` means "only the collective reference is left".
-// [I9]  `raii_count` (guarded) counts constructed cancellation_callbacks of this state that
-//       were stored (not run inline, not refused); while it is non-zero, `raii_holds_ref` is true.
+//       REQUESTED with acquire may read them without the lock (S3, S16). The idle request [I16]
+//       writes neither: `reason` is still the null it was born with (nothing writes it before a
+//       request), and `dispatcher` is only read while a callback runs, which cannot happen to a
+//       state that never had a callback.
+// [I6]  Whenever the lock is free, `running` is the node whose callback the dispatcher is
+//       executing, or null. A node that is `running` is not linked. Only the dispatcher sets it,
+//       under the lock (inside one of its critical sections it may still name the callback that
+//       just returned: nobody else can look before the dispatcher overwrites or clears it).
+// [I7]  `refs` counts what keeps the memory alive: source handles, tokens, registrations,
+//       temporary references of timers and of orphan propagation, each child's link to a parent,
+//       each unit weighing 1, plus ONE collective reference for all cancellation_callbacks
+//       (RAII_HOLDS in `raii`), weighing COLLECTIVE (the top bit), taken by the first
+//       cancellation_callback and kept across later ones so that registering a
+//       cancellation_callback touches no reference count in the steady state. A dispatch holds
+//       no reference: DISPATCHING keeps the memory [I17].
+// [I8]  The unit part of `refs` (refs & UNITS) drops to 0 only under the lock: the lock-free
+//       decrement refuses to take it below 1, so it only ever leaves a unit that someone else
+//       holds. Hence under the lock a non-zero `refs` cannot reach zero, and `refs == COLLECTIVE`
+//       means "only the collective reference is left". Weighing the collective reference apart
+//       is what lets the common 2 -> 1 drop (a token going while its source stays) skip the lock:
+//       the count alone says whether a unit remains.
+// [I9]  The low bits of `raii` (guarded) count constructed cancellation_callbacks of this state
+//       that were stored (not run inline, not refused); while the count is non-zero, RAII_HOLDS
+//       is set.
 // [I10] `cancellers` counts what can still request cancellation: source handles, the armed timer,
 //       live linked parents, a std::stop_token parent. It reaches 0 at most once (nothing can add
 //       a canceller without already being one); the thread that takes it to 0 orphans the state.
@@ -47,8 +60,9 @@
 //       deadlock. The timer service's mutex is taken before any state lock, never after.
 // [I13] `work_next` belongs to the one thread that has put the state on a work list: the thread
 //       that set REQUESTED (cancel propagation), that set ORPHANED (orphan propagation) or that
-//       took `refs` to 0 (destruction). By [I2] and [I8] these are distinct moments in the state's
-//       life, so the field is never used by two threads at once.
+//       frees the state (destruction: it took `refs` to 0, or ended the dispatch that found it
+//       at 0 [I17]). By [I2], [I8] and [I17] these are distinct moments in the state's life, so
+//       the field is never used by two threads at once.
 // [I14] `ext` is set at most once, under the lock, and never cleared before destruction. So a
 //       thread that publishes REQUESTED under the lock either sees the extension (and calls
 //       on_requested) or the installer, taking the lock after it, sees REQUESTED and handles the
@@ -62,6 +76,24 @@
 //       continued the release sequence of), so the extension is visible to the later load. Read
 //       before that load, a null `ext` may be stale (issue 16, defect 2: a timer armed by another
 //       handle then revives freed memory). The order is refs, then ext, then word.
+// [I16] HAD_WORK is set, under the lock and never cleared, when a callback node is linked, a
+//       child is attached below the state, or an extension is installed (try_reset clears none
+//       of it). So a word without HAD_WORK, LOCKED and WAITERS says that `head`, `children` and
+//       `ext` are null and always were, and that nobody sleeps on `events`: a request then has
+//       nothing to do but set REQUESTED. The idle request does exactly that, with ONE
+//       compare-exchange from the word 0 to REQUESTED, without the lock (cancel() without a
+//       reason, S1). Its success proves that at that instant nobody held the lock and no work
+//       existed; anything that links work later takes the lock after it and sees REQUESTED [I4].
+//       It fails on any other word (it guesses the word instead of loading it first, so the cache
+//       line is fetched for writing once), and the caller then takes the full path.
+// [I17] DISPATCHING is set in the same store that publishes REQUESTED when the request has work
+//       (a callback, a child or an extension), and by a parent's dispatcher for each child it
+//       claims; the dispatcher clears it, under the lock, once it is done with the state. While
+//       it is set the memory is not freed: a thread that takes `refs` to 0 under the lock and
+//       sees DISPATCHING leaves the state to the dispatcher, which frees it when it clears
+//       DISPATCHING and finds `refs == 0` (S10: a callback may drop the last handle). Both
+//       decisions are made under the lock, so exactly one thread frees. The sole-owner free
+//       (try_destroy_sole_owner) never runs while DISPATCHING is set.
 // ---------------------------------------------------------------------------------------------
 #pragma once
 
@@ -135,10 +167,18 @@ enum class wait_result { requested, cannot_cancel, timed_out };
 
 class state {
  public:
-  static constexpr std::uint32_t LOCKED = 1u << 0;
-  static constexpr std::uint32_t REQUESTED = 1u << 1;
+  // REQUESTED is bit 0, so the check is one load and one AND, no shift.
+  static constexpr std::uint32_t REQUESTED = 1u << 0;
+  static constexpr std::uint32_t LOCKED = 1u << 1;
   static constexpr std::uint32_t ORPHANED = 1u << 2;
   static constexpr std::uint32_t WAITERS = 1u << 3;
+  static constexpr std::uint32_t HAD_WORK = 1u << 4;     // [I16]
+  static constexpr std::uint32_t DISPATCHING = 1u << 5;  // [I17]
+
+  // The weight of the collective reference of all cancellation_callbacks, and the mask of the
+  // unit part of `refs_` [I7] [I8]. No program holds 2^63 (2^31) handles of one state.
+  static constexpr std::size_t COLLECTIVE = ~(~std::size_t{0} >> 1);
+  static constexpr std::size_t UNITS = ~COLLECTIVE;
 
   // A new state has one reference and one canceller: the creating source handle.
   explicit state(cancelkit::timer_service* timers = nullptr) noexcept : timers_(timers) {}
@@ -214,27 +254,25 @@ class state {
   // ---- registration (S5–S8, S10) ------------------------------------------------------------
 
   // Links `n` at the front unless the source is cancelled or cannot be cancelled. `raii` marks a
-  // cancellation_callback, counted in raii_count_ instead of refs_ [I9].
+  // cancellation_callback, counted in raii_ instead of refs_ [I9].
   link_result link(callback_node* n, bool raii) noexcept {
     std::uint32_t w = lock();
-    if (w & REQUESTED) {  // S6: the caller runs it inline
+    if (w & (REQUESTED | ORPHANED)) {  // one test on the common path
       unlock(w);
-      return link_result::already_requested;
-    }
-    if (w & ORPHANED) {  // S7: stores nothing
-      unlock(w);
-      return link_result::cannot_cancel;
+      // S6: the caller runs it inline; S7: stores nothing.
+      return (w & REQUESTED) ? link_result::already_requested : link_result::cannot_cancel;
     }
     push_front(n);
     if (raii) {
-      if (!raii_holds_ref_) {
+      if (!(raii_ & RAII_HOLDS)) {
         // relaxed: the registering caller holds a token, so refs_ > 0 [I7].
-        refs_.fetch_add(1, sync::relaxed);
-        raii_holds_ref_ = true;
+        refs_.fetch_add(COLLECTIVE, sync::relaxed);
+        raii_ |= RAII_HOLDS;
       }
-      ++raii_count_;
+      ++raii_;  // [I9]
     }
-    unlock(w);
+    if (!(w & HAD_WORK)) [[unlikely]] note_work();
+    unlock(w | HAD_WORK);  // [I16]
     return link_result::linked;
   }
 
@@ -250,10 +288,27 @@ class state {
 
   enum class dispose_result { done, deferred_release };
 
+  // ~cancellation_callback: dispose(n, /*raii=*/true, /*defer_release=*/false), with the common
+  // case — still linked: unlink, leave [I9], unlock — small enough to inline into every
+  // destructor; the rest (running, run, refused) goes through dispose().
+  void dispose_callback(callback_node* n) noexcept {
+    std::uint32_t w = lock();
+    if (n->prev_next != nullptr) [[likely]] {  // [I4]
+      unlink(n);
+      const bool dead = raii_leave(w);
+      unlock(w);
+      if (dead) [[unlikely]] destroy_chain(this);
+      return;
+    }
+    unlock(w);
+    // Not linked, and it stays so [I4]: dispose() looks again under the lock (it may be running).
+    static_cast<void>(dispose(n, /*raii=*/true, /*defer_release=*/false));
+  }
+
   // S9/S11: unregister, then wait while the callback runs on another thread. From inside the
   // callback itself it returns at once; with `defer_release` set, the dispatcher then frees the
   // (owned) node after the callback returns, and the result says so. For a cancellation_callback
-  // (`raii`), also drops it from raii_count_ [I9] — only after any wait, so the state stays alive.
+  // (`raii`), also drops it from raii_'s count [I9] — only after any wait, so the state stays alive.
   dispose_result dispose(callback_node* n, bool raii, bool defer_release) noexcept {
     std::uint32_t w = lock();
     if (n->prev_next != nullptr) {
@@ -267,7 +322,7 @@ class state {
           release_after_run_ = static_cast<owned_callback_node*>(n);
           r = dispose_result::deferred_release;
         }
-        // Cannot free the state: the dispatcher holds a reference of its own.
+        // Cannot free the state: DISPATCHING is set while the callback runs [I17].
         if (raii) static_cast<void>(raii_leave(w));
         unlock(w);
         return r;
@@ -295,6 +350,22 @@ class state {
   // linked below it, on this thread, without recursion (S20). The caller holds a reference.
   static dispatch_outcome request(state* root, const std::exception_ptr& reason,
                                   bool throw_on_first) noexcept;
+
+  enum class idle_request { requested, refused, has_work };
+
+  // The idle request [I16]: sets REQUESTED with a null reason in one compare-exchange if the
+  // state never had work. `requested`: done, this call made the request (S1; no callback, child,
+  // extension or waiter exists). `refused`: cancellation was already requested, or the state
+  // cannot be cancelled (S2, S23). `has_work`: nothing changed; take request(). The caller holds
+  // a reference.
+  idle_request request_if_idle() noexcept;
+
+  // Whether the idle request is worth trying: the state never had work, as far as this thread
+  // can tell without touching the state word (had_work_hint_).
+  bool maybe_idle() const noexcept {
+    // relaxed: a hint; request_if_idle and request() decide on the word itself.
+    return !had_work_hint_.load(sync::relaxed);
+  }
 
   // ---- reset (S18) --------------------------------------------------------------------------
 
@@ -328,7 +399,7 @@ class state {
 
   // Installs `e` unless one is already there; returns the installed one (the caller deletes `e`
   // when it lost).
-  // Under the lock [I14], so that claim() sees it or the installer sees REQUESTED afterwards.
+  // Under the lock [I14], so that a request sees it or the installer sees REQUESTED afterwards.
   state_extension* install_extension(state_extension* e) noexcept;
 
  private:
@@ -336,16 +407,27 @@ class state {
 
   // ---- the lock [I1] ------------------------------------------------------------------------
 
-  // Returns the word as it is now, LOCKED included.
+  // Returns the holder's copy of the word: its value now, without LOCKED (which only the store
+  // of unlock() clears, so the copy can be stored back as it is).
   std::uint32_t lock() noexcept {
     sync::perturb(sync::site::before_lock);
     std::uint32_t w = word_.load(sync::relaxed);
+    // acquire: the critical section sees everything the previous holder did before its release
+    // store in unlock(). relaxed on failure: lock_contended() retries.
+    if (!(w & LOCKED) && word_.compare_exchange_weak(w, w | LOCKED, sync::acquire, sync::relaxed))
+        [[likely]]
+      return w;
+    return lock_contended(w);
+  }
+
+  // The lock's spinning part, out of line so that every uncontended lock() stays small. `w`: the
+  // word as last read.
+  [[gnu::noinline]] std::uint32_t lock_contended(std::uint32_t w) noexcept {
     for (unsigned spins = 0;; ++spins) {
       if (!(w & LOCKED)) {
         // acquire: the critical section sees everything the previous holder did before its
         // release store in unlock(). relaxed on failure: we retry.
-        if (word_.compare_exchange_weak(w, w | LOCKED, sync::acquire, sync::relaxed))
-          return w | LOCKED;
+        if (word_.compare_exchange_weak(w, w | LOCKED, sync::acquire, sync::relaxed)) return w;
         continue;
       }
       backoff(spins);
@@ -353,11 +435,12 @@ class state {
     }
   }
 
-  // `w` is the holder's copy of the word (with any flag changes); stores it without LOCKED.
+  // `w` is the holder's copy of the word (with any flag changes, LOCKED never among them); stores
+  // it, which clears LOCKED.
   void unlock(std::uint32_t w) noexcept {
     // release: publishes the critical section (and, with REQUESTED, [I5]) to the next acquirer
     // and to acquire loads in is_requested(). A plain store is enough by [I1].
-    word_.store(w & ~LOCKED, sync::release);
+    word_.store(w, sync::release);
   }
 
   static void backoff(unsigned spins) noexcept {
@@ -370,6 +453,12 @@ class state {
       std::this_thread::yield();
 #endif
     }
+  }
+
+  // Under the lock, when HAD_WORK is about to be set for the first time [I16].
+  void note_work() noexcept {
+    // relaxed: a hint only (see had_work_hint_); the word is the truth.
+    had_work_hint_.store(true, sync::relaxed);
   }
 
   // ---- list helpers (under the lock [I3] [I4]) -----------------------------------------------
@@ -397,36 +486,38 @@ class state {
   bool drop_ref() noexcept {
     sync::perturb(sync::site::before_release);
     std::size_t r = refs_.load(sync::relaxed);
-    while (r > 2) {
+    while ((r & UNITS) > 1) {  // another unit stays: it will be dropped, so no decision here [I8]
       // release: this owner's uses of the state happen-before its destruction by whoever
-      // takes the count to zero (that thread's acq_rel decrement continues the release sequence).
+      // takes the count to zero (that thread's acq_rel decrement continues the release sequence,
+      // and so does the acquire load of a sole-owner free).
       if (refs_.compare_exchange_weak(r, r - 1, sync::release, sync::relaxed)) return false;
     }
-    // Going to 1 or 0: only under the lock [I8], where the collective reference is decided.
+    // The last unit: only under the lock [I8], where the collective reference is decided.
     std::uint32_t w = lock();
     // acq_rel: release as above; acquire so that a destroying thread sees every other owner's
     // last uses before it frees the memory.
     bool dead = refs_.fetch_sub(1, sync::acq_rel) == 1;
-    if (!dead && raii_holds_ref_ && raii_count_ == 0) {
-      raii_holds_ref_ = false;
+    if (!dead && raii_ == RAII_HOLDS) {  // held, and no cancellation_callback stored
+      raii_ = 0;
       // acq_rel: as above. Dropping the collective reference is always allowed while no
       // cancellation_callback is stored [I9].
-      dead = refs_.fetch_sub(1, sync::acq_rel) == 1;
+      dead = refs_.fetch_sub(COLLECTIVE, sync::acq_rel) == COLLECTIVE;
     }
     unlock(w);
-    return dead;
+    return dead && !(w & DISPATCHING);  // [I17]: a dispatch in progress frees it when it ends
   }
 
   // A cancellation_callback leaves (under the lock). Returns true if the state must be destroyed
   // after unlocking: nothing but the collective reference was left [I8].
-  bool raii_leave(std::uint32_t /*locked*/) noexcept {
-    if (--raii_count_ != 0 || !raii_holds_ref_) return false;
-    // relaxed: by [I8] a reading of 1 under the lock means only the collective reference is left;
-    // a racing try_add_ref is caught by the fetch_sub result below.
-    if (refs_.load(sync::relaxed) != 1) return false;
-    raii_holds_ref_ = false;
+  bool raii_leave(std::uint32_t w) noexcept {
+    if (--raii_ != RAII_HOLDS) return false;  // others stay, or (never) not held [I9]
+    // relaxed: by [I8] a reading of COLLECTIVE under the lock means only the collective reference
+    // is left; a racing try_add_ref is caught by the fetch_sub result below.
+    if (refs_.load(sync::relaxed) != COLLECTIVE) return false;
+    raii_ = 0;
     // acq_rel: see drop_ref.
-    return refs_.fetch_sub(1, sync::acq_rel) == 1;
+    const bool dead = refs_.fetch_sub(COLLECTIVE, sync::acq_rel) == COLLECTIVE;
+    return dead && !(w & DISPATCHING);  // [I17]
   }
 
   // Frees `s` and, without recursion, every parent whose last reference was the freed child's
@@ -435,25 +526,37 @@ class state {
 
   // ---- cancellation internals ------------------------------------------------------------------
 
-  // Sets REQUESTED with `reason` if neither REQUESTED nor ORPHANED is set [I2] [I5]. `has_work`:
-  // whether there is anything for the dispatcher to do beyond that — callbacks, children, an
-  // extension [I14] — read under the same lock that publishes REQUESTED. With none, it also
-  // wakes the waiters itself (the dispatcher's announce() will not run).
-  bool claim(const std::exception_ptr& reason, bool& has_work) noexcept;
+  // Under the lock (`w`: the holder's copy, neither REQUESTED nor ORPHANED set): records the
+  // [I5] fields and bumps the waiters' futex word. Publishing REQUESTED is the caller's unlock.
+  void record_request(std::uint32_t w, const std::exception_ptr& reason) noexcept;
 
-  // Under the lock: record [I5] fields, bump the waiters' futex word, and publish REQUESTED.
-  void publish_request(std::uint32_t w, const std::exception_ptr& reason) noexcept;
+  // Whether a request has anything to do beyond setting REQUESTED: callbacks, children, an
+  // extension [I14] [I16]. Under the lock.
+  bool has_work() const noexcept;
 
-  // Wakes blocked waiters and tells the extension (timer, std bridge). Called by the dispatcher.
+  // The dispatcher's work on one state, entered under its lock with `w` = the holder's copy with
+  // REQUESTED and DISPATCHING set (published by the first unlock here, if not yet). Wakes the
+  // waiters and tells the extension before any callback, runs the callbacks (S5, S12, S13),
+  // claims the children onto `work` (S19, S20), clears DISPATCHING and frees the state if its
+  // last reference went meanwhile [I17]. Returns with the lock released; the state may be gone.
+  // Always inlined into request(), its one caller, with run_callbacks: one frame for the whole
+  // request, so a cancel() with one callback pays one prologue, not three.
+  [[gnu::always_inline]] void dispatch(std::uint32_t w, state*& work, dispatch_outcome& out,
+                                       bool throw_on_first) noexcept;
+
+  // Wakes blocked waiters and tells the extension (timer, std bridge). Without the lock.
   void announce() noexcept;
 
   // S5: pop and run callbacks, latest first, until the list is empty. S12/S13: exceptions are
   // collected; with throw_on_first the first one stops the loop and the rest stay linked.
-  void run_callbacks(dispatch_outcome& out, bool throw_on_first) noexcept;
+  // Entered and left under the lock; returns the holder's copy of the word.
+  [[gnu::always_inline]] std::uint32_t run_callbacks(std::uint32_t w, dispatch_outcome& out,
+                                                     bool throw_on_first) noexcept;
 
   static void record_error(dispatch_outcome& out, std::exception_ptr e) noexcept;
 
-  // S19/S20: claims every live child not yet cancelled and pushes it on `work` with a reference.
+  // S19/S20: under this state's lock, claims every live child not yet cancelled and pushes it on
+  // `work`, with DISPATCHING set in its word instead of a reference [I17].
   void claim_children(state*& work) noexcept;
 
   // ---- orphaning (S23) -----------------------------------------------------------------------
@@ -480,8 +583,11 @@ class state {
   callback_node* running_ = nullptr;                 // [I6]
   owned_callback_node* release_after_run_ = nullptr;
   bool dispose_waiting_ = false;
-  bool raii_holds_ref_ = false;  // [I7] [I9]
-  std::uint32_t raii_count_ = 0;  // [I9]
+  // [I7] [I9]: RAII_HOLDS (the collective reference is held) | the number of stored
+  // cancellation_callbacks. One word, so that the last one leaving is one decrement and one
+  // comparison.
+  std::uint32_t raii_ = 0;
+  static constexpr std::uint32_t RAII_HOLDS = 1u << 31;
   parent_link* children_ = nullptr;  // [I11]
 
   // written once before REQUESTED is published [I5]
@@ -494,6 +600,14 @@ class state {
   std::size_t link_count_ = 0;
 
   state* work_next_ = nullptr;  // [I13]
+
+  // A hint, on another cache line than `word_` (it is declared last, at least 64 bytes after
+  // it): true once HAD_WORK was set [I16]. cancel() reads it to choose between the idle request
+  // and the lock without touching `word_`, so the one access it makes to `word_` is a
+  // read-modify-write that fetches the line for writing once, even while other threads poll the
+  // word (a load first would fetch it shared, then again for the write). Only a hint: a stale
+  // value costs one failed compare-exchange or one lock round trip, never a wrong answer.
+  sync::atomic<bool> had_work_hint_{false};
 };
 
 }  // namespace CANCELKIT_CORE_NS

@@ -30,21 +30,23 @@ inline namespace CANCELKIT_CORE_NS {
 
 inline bool state::try_destroy_sole_owner() noexcept {
   if (link_count_ != 0) return false;
-  // acquire: the other owners' last uses happen-before the free (their decrements were
-  // release, and the one that left 1 was acq_rel under the lock [I8]).
+  // acquire: the other owners' last uses happen-before the free. Each let go with drop_ref's
+  // lock-free release decrement, its last access: with this handle's unit still counted, no
+  // other owner's drop is the last unit's, so none of them takes the lock path [I8].
   if (refs_.load(sync::acquire) != 1) return false;
   // acquire: pairs with the install_extension release; a non-null extension needs the full
   // path. Only after the refs load [I15]: an extension installed by an owner that has let go
   // is visible now, and with it a timer or std parent that may try_add_ref() at any time.
   if (ext_.load(sync::acquire) != nullptr) return false;
-  // acquire: an owner that left refs at 1 did so with the release decrement of drop_ref, its
-  // last access, which the acquire above read (or continued the release sequence of); or under
-  // the lock, and then its unlock() is its last access. Reading the word after that decrement
-  // (ordered by the acquire above) sees its lock or a later value; LOCKED clear means its unlock,
-  // so every access it made happens-before the free. LOCKED set: it is still inside, take the
-  // full path. DISPATCHING set: a dispatcher is still using the state without a reference (a
-  // callback is dropping the last handle, S10); the full path leaves the free to it [I17].
-  if (word_.load(sync::acquire) & (LOCKED | DISPATCHING)) return false;
+  // acquire: a dispatcher uses the state without a reference (S10: a callback is dropping the
+  // last handle); DISPATCHING set means it has not finished, and the full path leaves the free
+  // to it [I17]. Read after the refs load, which the owner dropped inside the callback ordered
+  // after DISPATCHING was set. No other thread can hold the lock here: with refs == 1, no link
+  // and no extension, every other way in (token, registration, cancellation_callback, child
+  // link, timer, std parent) would be a reference or need the extension, and the dispatcher's
+  // critical sections all have DISPATCHING set. (Before issue 20 an owner could leave refs at 1
+  // under the lock and LOCKED had to be tested too; mutant 28 was retired with it.)
+  if (word_.load(sync::acquire) & DISPATCHING) return false;
   delete[] links_;  // a linked source born cancelled owns its (unused) link array
   delete this;
   return true;

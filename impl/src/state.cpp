@@ -5,7 +5,7 @@
 // and timed waits) are called from the installed headers' inline functions, so each needs exactly
 // one out-of-line definition that every program links: here. The rest of the cold paths are
 // inline in core/state_slow_paths.hpp, so the library's own callers (cancel(), the timers)
-// inline them. Invariants: [I1]..[I15] at the top of detail/state.hpp.
+// inline them. Invariants: [I1]..[I17] at the top of detail/state.hpp.
 #include "core/state_slow_paths.hpp"
 
 #include <chrono>

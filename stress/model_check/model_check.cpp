@@ -82,6 +82,16 @@ dispatch_outcome cancel(state* s) {
   return state::request(s, nullptr, false);
 }
 
+// register_callback on a live source: links the node, or runs it inline when cancellation came
+// first (S6). The source can still be cancelled: a refusal (S7) is a failure.
+void register_or_run_inline(state* s, callback_node& n) {
+  switch (s->link(&n, false)) {
+    case link_result::linked: break;
+    case link_result::already_requested: n.invoke(&n); break;  // S6: inline
+    case link_result::cannot_cancel: RL_ASSERT(false); break;
+  }
+}
+
 // A callback node that runs `fn(test, id)`.
 template <class Test>
 struct node : callback_node {
@@ -195,11 +205,7 @@ struct register_vs_cancel : rl::test_suite<register_vs_cancel, 2> {
       drop_source(s);
       return;
     }
-    switch (s->link(&reg, false)) {
-      case link_result::linked: break;
-      case link_result::already_requested: reg.invoke(&reg); break;  // S6: inline
-      case link_result::cannot_cancel: RL_ASSERT(false); break;
-    }
+    register_or_run_inline(s, reg);
     bool raii_linked = false;
     switch (s->link(&raii, true)) {
       case link_result::linked: raii_linked = true; break;
@@ -716,11 +722,7 @@ struct idle_cancel_vs_first_registration
       drop_source(s);
       return;
     }
-    switch (s->link(&reg, false)) {
-      case link_result::linked: break;
-      case link_result::already_requested: reg.invoke(&reg); break;  // S6: inline
-      case link_result::cannot_cancel: RL_ASSERT(false); break;
-    }
+    register_or_run_inline(s, reg);
     RL_ASSERT(s->wait(no_timeout) == wait_result::requested);
   }
   void after() {

@@ -1,7 +1,7 @@
 // impl/src/core/state_slow_paths.hpp — the concurrent core's cold paths, out of the public header.
 //
 // The core is ONE class, `detail::state` (impl/include/cancelkit/detail/state.hpp: its
-// invariants [I1]..[I15], its data and its hot paths: the check, register, unregister, dispose,
+// invariants [I1]..[I17], its data and its hot paths: the check, register, unregister, dispose,
 // reference counting). Its cold paths are defined here: cancellation and dispatch, orphaning,
 // linking below parents, extensions, resets, and the sole-owner free. Users' code never calls
 // them directly (they are reached through the library's out-of-line functions), so they need

@@ -8,7 +8,7 @@
 // (stress/model_check) compiles this same file against Relacy through `detail/sync.hpp`.
 //
 // ---------------------------------------------------------------------------------------------
-// Shared-state invariants (cited in the code as [I1]..[I15])
+// Shared-state invariants (cited in the code as [I1]..[I17])
 //
 // [I1]  `word` holds six flags: REQUESTED (bit 0), LOCKED, ORPHANED, WAITERS, HAD_WORK,
 //       DISPATCHING. While LOCKED is set, only the lock holder changes `word`; so unlocking is a

@@ -25,8 +25,8 @@ void rethrow_callback_errors(detail::dispatch_outcome& out, bool throw_on_first)
 }
 
 bool request_and_rethrow(state* s, const std::exception_ptr& reason, bool throw_on_first) {
-  // S10 (a callback drops the last handle) needs no reference here: request() holds one on the
-  // root while callbacks run, and `s` is not used after it returns.
+  // S10 (a callback drops the last handle) needs no reference here: DISPATCHING keeps the state
+  // while its callbacks run ([I17]), and `s` is not used after request() returns.
   // S20 also from a callback inside a std-triggered cancellation: sources std-linked below `s`
   // are cancelled before we return, not queued on the enclosing drain ([B5] in
   // source_extension.hpp). The scope still hides the drain while the errors are rethrown, which

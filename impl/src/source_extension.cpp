@@ -131,15 +131,6 @@ struct std_drain_queue {
   source_extension** tail = &head;
 };
 
-namespace {
-
-// This thread's running drain: the slot std_trigger_scope hides (source_extension.hpp) [B3] [B5].
-std_drain_queue*& active_drain() noexcept {
-  return sync::thread_slot<active_drain_tag, std_drain_queue>();
-}
-
-}  // namespace
-
 void std_parent_trigger::operator()() const noexcept {
   if (!child->owner()->try_add_ref()) return;  // being destroyed: nobody can observe it
   if (std_drain_queue* queue = active_drain()) {

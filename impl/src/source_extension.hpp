@@ -91,10 +91,16 @@ struct std_parent_trigger {
   void operator()() const noexcept;
 };
 
+// The queue of the drain this thread is running, or null: no drain, or one hidden by a
+// std_trigger_scope [B3] [B5]. A plain thread-local pointer: no dynamic initialisation, no
+// destructor.
+struct active_drain_tag;
+inline std_drain_queue*& active_drain() noexcept {
+  return sync::thread_slot<active_drain_tag, std_drain_queue>();
+}
+
 // Hides this thread's running drain, if any, for the scope's lifetime [B5]: std triggers fired
 // inside it cancel their sources (and drain what those queue) before the scope ends.
-struct active_drain_tag;  // the thread's running drain: sync::thread_slot<active_drain_tag, ...>
-
 class std_trigger_scope {
  public:
   // Inline: every cancel() with work passes here, and the common case (no drain) is one
@@ -109,13 +115,6 @@ class std_trigger_scope {
   std_trigger_scope& operator=(const std_trigger_scope&) = delete;
 
  private:
-  // The queue of the drain this thread is running, or null: no drain, or one hidden by a
-  // std_trigger_scope [B3] [B5]. A plain thread-local pointer: no dynamic initialisation, no
-  // destructor.
-  static std_drain_queue*& active_drain() noexcept {
-    return sync::thread_slot<active_drain_tag, std_drain_queue>();
-  }
-
   std_drain_queue* hidden_;  // the drain queue hidden by this scope, or null
 };
 

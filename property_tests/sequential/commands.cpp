@@ -39,10 +39,18 @@ bool token_ok(const ckmodel::world& w, int t) {
   return t >= 0 && static_cast<std::size_t>(t) < w.tokens.size();
 }
 
-bool heap_reg_ok(const ckmodel::world& w, int r) {
+bool reg_ok(const ckmodel::world& w, int r) {
   return r >= 0 && static_cast<std::size_t>(r) < w.reg_slots.size() &&
-         w.reg_slots[static_cast<std::size_t>(r)].present &&
-         !w.reg_slots[static_cast<std::size_t>(r)].raii;
+         w.reg_slots[static_cast<std::size_t>(r)].present;
+}
+
+bool heap_reg_ok(const ckmodel::world& w, int r) {
+  return reg_ok(w, r) && !w.reg_slots[static_cast<std::size_t>(r)].raii;
+}
+
+bool await_ok(const ckmodel::world& w, int a) {
+  return a >= 0 && static_cast<std::size_t>(a) < w.awaits.size() &&
+         w.awaits[static_cast<std::size_t>(a)].frame;
 }
 
 namespace {

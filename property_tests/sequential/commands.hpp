@@ -26,7 +26,9 @@ std::string duration_string(std::int64_t ns);
 // Slot checks, shared by the operations' valid() members.
 bool handle_ok(const ckmodel::world& w, int h);  // a present source handle (maybe empty)
 bool token_ok(const ckmodel::world& w, int t);
+bool reg_ok(const ckmodel::world& w, int r);  // a present registration of either kind
 bool heap_reg_ok(const ckmodel::world& w, int r);  // a present cancellation_registration
+bool await_ok(const ckmodel::world& w, int a);  // an await slot whose coroutine still exists
 
 // ---- the operations --------------------------------------------------------------------------
 // Each: valid(world) — may it run here; run(System&) — do it (model or harness); show(os).
@@ -188,24 +190,21 @@ struct register_empty_op {
 
 struct unregister_op {
   int r;
-  bool valid(const ckmodel::world& w) const {
-    return r >= 0 && static_cast<std::size_t>(r) < w.reg_slots.size() &&
-           w.reg_slots[static_cast<std::size_t>(r)].present;
-  }
+  bool valid(const ckmodel::world& w) const { return reg_ok(w, r); }
   template <class S> std::string run(S& s) const { return s.unregister(r); }
   void show(std::ostream& os) const { os << "unregister(r" << r << ")"; }
 };
 
 struct dispose_op {
   int r;
-  bool valid(const ckmodel::world& w) const { return unregister_op{r}.valid(w); }
+  bool valid(const ckmodel::world& w) const { return reg_ok(w, r); }
   template <class S> std::string run(S& s) const { return s.dispose(r); }
   void show(std::ostream& os) const { os << "dispose(r" << r << ")"; }
 };
 
 struct destroy_op {
   int r;
-  bool valid(const ckmodel::world& w) const { return unregister_op{r}.valid(w); }
+  bool valid(const ckmodel::world& w) const { return reg_ok(w, r); }
   template <class S> std::string run(S& s) const { return s.destroy(r); }
   void show(std::ostream& os) const { os << "destroy(r" << r << ")"; }
 };
@@ -283,10 +282,7 @@ struct await_delay_op {
 // S28: destroys the coroutine of await slot a, suspended or resumed (parked).
 struct destroy_await_op {
   int a;
-  bool valid(const ckmodel::world& w) const {
-    return a >= 0 && static_cast<std::size_t>(a) < w.awaits.size() &&
-           w.awaits[static_cast<std::size_t>(a)].frame;
-  }
+  bool valid(const ckmodel::world& w) const { return await_ok(w, a); }
   template <class S> std::string run(S& s) const { return s.destroy_await(a); }
   void show(std::ostream& os) const { os << "destroy_await(a" << a << ")"; }
 };

@@ -142,8 +142,7 @@ inline state* state::attach_to_parents(parent_link* links, state* const* parents
     if (l.next) l.next->prev_next = &l.next;
     p->children_ = &l;
     ++link_count_;
-    if (!(w & HAD_WORK)) p->note_work();
-    p->unlock(w | HAD_WORK);  // [I16]: a request of p must now run claim_children
+    p->unlock(p->with_work(w));  // a request of p must now run claim_children
   }
   return nullptr;
 }
@@ -156,8 +155,7 @@ inline state_extension* state::install_extension(state_extension* e) noexcept {
     // release: publishes `e`'s construction to lock-free readers (extension()).
     ext_.store(e, sync::release);
     installed = e;
-    if (!(w & HAD_WORK)) note_work();
-    w |= HAD_WORK;  // [I16]: a request must now call on_requested
+    w = with_work(w);  // a request must now call on_requested
   }
   unlock(w);
   return installed;

@@ -271,8 +271,7 @@ class state {
       }
       ++raii_;  // [I9]
     }
-    if (!(w & HAD_WORK)) [[unlikely]] note_work();
-    unlock(w | HAD_WORK);  // [I16]
+    unlock(with_work(w));
     return link_result::linked;
   }
 
@@ -292,7 +291,7 @@ class state {
   // case — still linked: unlink, leave [I9], unlock — small enough to inline into every
   // destructor; the rest (running, run, refused) goes through dispose().
   void dispose_callback(callback_node* n) noexcept {
-    std::uint32_t w = lock();
+    const std::uint32_t w = lock();
     if (n->prev_next != nullptr) [[likely]] {  // [I4]
       unlink(n);
       const bool dead = raii_leave(w);
@@ -300,9 +299,7 @@ class state {
       if (dead) [[unlikely]] destroy_chain(this);
       return;
     }
-    unlock(w);
-    // Not linked, and it stays so [I4]: dispose() looks again under the lock (it may be running).
-    static_cast<void>(dispose(n, /*raii=*/true, /*defer_release=*/false));
+    static_cast<void>(dispose_locked(w, n, /*raii=*/true, /*defer_release=*/false));
   }
 
   // S9/S11: unregister, then wait while the callback runs on another thread. From inside the
@@ -310,38 +307,7 @@ class state {
   // (owned) node after the callback returns, and the result says so. For a cancellation_callback
   // (`raii`), also drops it from raii_'s count [I9] — only after any wait, so the state stays alive.
   dispose_result dispose(callback_node* n, bool raii, bool defer_release) noexcept {
-    std::uint32_t w = lock();
-    if (n->prev_next != nullptr) {
-      unlink(n);
-    } else if (running_ == n) {  // [I6]
-      if (dispatcher_ == sync::current_thread()) {
-        // S9/S10: disposing from inside its own callback — waiting would deadlock. [I5] makes
-        // `dispatcher_` stable once REQUESTED is set, which `running_ != null` implies.
-        dispose_result r = dispose_result::done;
-        if (defer_release) {
-          release_after_run_ = static_cast<owned_callback_node*>(n);
-          r = dispose_result::deferred_release;
-        }
-        // Cannot free the state: DISPATCHING is set while the callback runs [I17].
-        if (raii) static_cast<void>(raii_leave(w));
-        unlock(w);
-        return r;
-      }
-      // Another thread runs it: wait for the dispatcher to report its completion.
-      dispose_waiting_ = true;
-      // relaxed: read under the lock; the dispatcher bumps it only under the lock.
-      const std::uint32_t seen = completions_.load(sync::relaxed);
-      unlock(w);
-      sync::perturb(sync::site::dispose_before_wait);
-      wait_for_completion(seen);
-      if (!raii) return dispose_result::done;
-      w = lock();
-    }
-    bool dead = false;
-    if (raii) dead = raii_leave(w);
-    unlock(w);
-    if (dead) destroy_chain(this);
-    return dispose_result::done;
+    return dispose_locked(lock(), n, raii, defer_release);
   }
 
   // ---- cancellation (S1, S2, S5, S12, S13, S16, S19, S20) ------------------------------------
@@ -455,10 +421,49 @@ class state {
     }
   }
 
-  // Under the lock, when HAD_WORK is about to be set for the first time [I16].
-  void note_work() noexcept {
+  // dispose() continued under the lock (`w`: the holder's copy), so that ~cancellation_callback's
+  // slow path takes the lock once. Returns with the lock released.
+  dispose_result dispose_locked(std::uint32_t w, callback_node* n, bool raii,
+                                bool defer_release) noexcept {
+    if (n->prev_next != nullptr) {
+      unlink(n);
+    } else if (running_ == n) {  // [I6]
+      if (dispatcher_ == sync::current_thread()) {
+        // S9/S10: disposing from inside its own callback — waiting would deadlock. [I5] makes
+        // `dispatcher_` stable once REQUESTED is set, which `running_ != null` implies.
+        dispose_result r = dispose_result::done;
+        if (defer_release) {
+          release_after_run_ = static_cast<owned_callback_node*>(n);
+          r = dispose_result::deferred_release;
+        }
+        // Cannot free the state: DISPATCHING is set while the callback runs [I17].
+        if (raii) static_cast<void>(raii_leave(w));
+        unlock(w);
+        return r;
+      }
+      // Another thread runs it: wait for the dispatcher to report its completion.
+      dispose_waiting_ = true;
+      // relaxed: read under the lock; the dispatcher bumps it only under the lock.
+      const std::uint32_t seen = completions_.load(sync::relaxed);
+      unlock(w);
+      sync::perturb(sync::site::dispose_before_wait);
+      wait_for_completion(seen);
+      if (!raii) return dispose_result::done;
+      w = lock();
+    }
+    bool dead = false;
+    if (raii) dead = raii_leave(w);
+    unlock(w);
+    if (dead) destroy_chain(this);
+    return dispose_result::done;
+  }
+
+  // Under the lock, as work is added (a callback, a child, the extension): the holder's copy `w`
+  // with HAD_WORK set [I16], and the first time also the hint that cancel() reads.
+  std::uint32_t with_work(std::uint32_t w) noexcept {
     // relaxed: a hint only (see had_work_hint_); the word is the truth.
-    had_work_hint_.store(true, sync::relaxed);
+    if (!(w & HAD_WORK)) [[unlikely]] had_work_hint_.store(true, sync::relaxed);
+    return w | HAD_WORK;
   }
 
   // ---- list helpers (under the lock [I3] [I4]) -----------------------------------------------
@@ -488,8 +493,8 @@ class state {
     std::size_t r = refs_.load(sync::relaxed);
     while ((r & UNITS) > 1) {  // another unit stays: it will be dropped, so no decision here [I8]
       // release: this owner's uses of the state happen-before its destruction by whoever
-      // takes the count to zero (that thread's acq_rel decrement continues the release sequence,
-      // and so does the acquire load of a sole-owner free).
+      // takes the count to zero (that thread's acq_rel decrement continues the release sequence;
+      // a sole-owner free's acquire load reads it).
       if (refs_.compare_exchange_weak(r, r - 1, sync::release, sync::relaxed)) return false;
     }
     // The last unit: only under the lock [I8], where the collective reference is decided.

@@ -36,14 +36,17 @@ void state::destroy_chain(state* s) noexcept {
   }
 }
 
-void state::wait_for_completion(std::uint32_t seen) noexcept {
+void state::wait_for_completion(std::size_t tag) noexcept {
+  const auto want = static_cast<std::uint32_t>(tag);
   for (unsigned spins = 0;; ++spins) {
-    // acquire: pairs with the dispatcher's release increment after the callback returned.
-    if (completions_.load(sync::acquire) != seen) return;
-    if (spins < 128) {
+    // acquire: pairs with the dispatcher's release store of the tag after the callback returned.
+    const std::uint32_t v = completions_.load(sync::acquire);
+    // Serial-number order [I18]: reached once the word holds our tag or a later one's.
+    if (static_cast<std::int32_t>(v - want) >= 0) return;
+    if (spins < sync::completion_spins) {
       sync::spin_pause();
     } else {
-      sync::wait_on(completions_, seen);
+      sync::wait_on(completions_, v);
     }
   }
 }

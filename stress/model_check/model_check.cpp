@@ -838,6 +838,119 @@ struct last_raii_leaves_during_dispatch : rl::test_suite<last_raii_leaves_during
   }
 };
 
+// =============================================================================================
+// 17. dispose waits inside a batch (S9, [I6], [I18]): three callbacks, so with the model's
+//     batches of 2 the dispatcher runs {c, b} (c claimed under the lock, b by a compare-exchange
+//     that also ends c) and then {a}. Thread 1 disposes c, whose end is reported by that
+//     compare-exchange; thread 2 disposes b, whose end is reported at the batch end under the
+//     lock. Each disposer then reuses its callback's memory: a disposer that returns while its
+//     callback still runs, or without its writes, is a data race (the dispatch code paths of
+//     [I18]: the flag found by the claim, the flag found at the batch end, the "it ran" read).
+// =============================================================================================
+struct batch_dispose_waits : rl::test_suite<batch_dispose_waits, 3> {
+  state* s = nullptr;
+  node<batch_dispose_waits> a, b, c;
+  rl::var<int> victim_b, victim_c, ran_a;
+
+  void before() {
+    s = make_state(1, 2);  // thread 0's source handle; the registrations of threads 1 and 2
+    victim_b($) = 0;
+    victim_c($) = 0;
+    ran_a($) = 0;
+    a = node<batch_dispose_waits>(this, 0);
+    b = node<batch_dispose_waits>(this, 1);
+    c = node<batch_dispose_waits>(this, 2);
+    RL_ASSERT(s->link(&a, false) == link_result::linked);
+    RL_ASSERT(s->link(&b, false) == link_result::linked);
+    RL_ASSERT(s->link(&c, false) == link_result::linked);  // latest: runs first
+  }
+  void on_callback(node<batch_dispose_waits>* n) {
+    if (n->id == 0) {
+      ran_a($) = 1;
+      return;
+    }
+    rl::var<int>& v = n->id == 1 ? victim_b : victim_c;
+    v($) = 1;
+    rl::yield(1, $);
+    v($) = v($) + 1;
+  }
+  void thread(unsigned i) {
+    if (i == 0) {
+      RL_ASSERT(cancel(s).requested);
+      drop_source(s);
+      return;
+    }
+    node<batch_dispose_waits>& mine = i == 1 ? c : b;
+    rl::var<int>& v = i == 1 ? victim_c : victim_b;
+    s->dispose(&mine, false, false);
+    v($) = -1;  // "free": races with the callback unless dispose ordered it before
+    drop_ref(s);
+  }
+  void after() {
+    RL_ASSERT(victim_b($) == -1);
+    RL_ASSERT(victim_c($) == -1);
+    RL_ASSERT(ran_a($) == 1);
+  }
+};
+
+// =============================================================================================
+// 18. unregister against the claim (S5, S8, S11, [I6]): callbacks c (latest), b and a, batches
+//     {c, b} and {a}. While the dispatcher runs, thread 1 unregisters b (pending in the first
+//     batch: the take-back races the dispatcher's claim) and a (still in the list, or pending
+//     in the second batch). For each, exactly one of "ran" and "unregister() returned true"
+//     holds, and whatever ran, ran latest first.
+// =============================================================================================
+struct batch_unregister_vs_claim : rl::test_suite<batch_unregister_vs_claim, 2> {
+  state* s = nullptr;
+  node<batch_unregister_vs_claim> a, b, c;
+  rl::var<int> ran_a, ran_b, ran_c, order;
+  rl::atomic<int> removed_a, removed_b;
+
+  void before() {
+    s = make_state(1, 1);  // thread 0's source handle; thread 1's registrations
+    ran_a($) = 0;
+    ran_b($) = 0;
+    ran_c($) = 0;
+    order($) = 0;
+    removed_a($).store(0, rl::mo_relaxed);
+    removed_b($).store(0, rl::mo_relaxed);
+    a = node<batch_unregister_vs_claim>(this, 0);
+    b = node<batch_unregister_vs_claim>(this, 1);
+    c = node<batch_unregister_vs_claim>(this, 2);
+    RL_ASSERT(s->link(&a, false) == link_result::linked);
+    RL_ASSERT(s->link(&b, false) == link_result::linked);
+    RL_ASSERT(s->link(&c, false) == link_result::linked);
+  }
+  void on_callback(node<batch_unregister_vs_claim>* n) {
+    rl::var<int>& ran = n->id == 0 ? ran_a : n->id == 1 ? ran_b : ran_c;
+    const int position = order($) + 1;  // its position in the run order
+    order($) = position;
+    ran($) = position;
+    if (n->id == 0) RL_ASSERT(removed_a($).load(rl::mo_relaxed) == 0);
+    if (n->id == 1) RL_ASSERT(removed_b($).load(rl::mo_relaxed) == 0);
+  }
+  void thread(unsigned i) {
+    if (i == 0) {
+      RL_ASSERT(cancel(s).requested);
+      drop_source(s);
+      return;
+    }
+    if (s->unregister(&b)) removed_b($).store(1, rl::mo_relaxed);
+    if (s->unregister(&a)) removed_a($).store(1, rl::mo_relaxed);
+    RL_ASSERT(!s->unregister(&b));  // S8: a second call returns false
+    RL_ASSERT(s->wait(no_timeout) == wait_result::requested);
+    s->dispose(&a, false, false);  // c is not ours: it must run
+    s->dispose(&b, false, false);
+    drop_ref(s);
+  }
+  void after() {
+    RL_ASSERT(ran_c($) == 1);  // nobody removes c: it runs first
+    RL_ASSERT((ran_b($) != 0) + removed_b($).load(rl::mo_relaxed) == 1);
+    RL_ASSERT((ran_a($) != 0) + removed_a($).load(rl::mo_relaxed) == 1);
+    if (ran_a($) != 0 && ran_b($) != 0) RL_ASSERT(ran_b($) < ran_a($));  // LIFO (S5)
+  }
+};
+
 // ---- driver ---------------------------------------------------------------------------------
 
 std::vector<test_entry> all_tests() {
@@ -858,6 +971,8 @@ std::vector<test_entry> all_tests() {
     {"idle_cancel_vs_first_registration", &run_test<idle_cancel_vs_first_registration>},
     {"handles_go_during_dispatch", &run_test<handles_go_during_dispatch>},
     {"last_raii_leaves_during_dispatch", &run_test<last_raii_leaves_during_dispatch>},
+    {"batch_dispose_waits", &run_test<batch_dispose_waits>},
+    {"batch_unregister_vs_claim", &run_test<batch_unregister_vs_claim>},
   };
   // The layers around the core (library_tests.cpp).
   tests.insert(tests.end(), library_tests, library_tests + library_test_count);

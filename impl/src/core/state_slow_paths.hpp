@@ -21,6 +21,7 @@
 #include "sync_wait.hpp"
 
 #include <cstddef>
+#include <bit>
 #include <cstdint>
 #include <exception>
 #include <utility>
@@ -217,41 +218,93 @@ inline void state::announce() noexcept {
 
 inline std::uint32_t state::run_callbacks(std::uint32_t w, dispatch_outcome& out,
                                           bool throw_on_first) noexcept {
-  while (callback_node* n = head_) {
-    unlink(n);
-    running_ = n;  // [I6]
-    unlock(w);     // the first time round, this publishes REQUESTED
-    sync::perturb(sync::site::before_invoke);
-    bool threw = false;
-    try {
-      n->invoke(n);  // after this, `n` may be gone (a cancellation_callback destroyed in it)
-    } catch (...) {
-      threw = true;
-      record_error(out, std::current_exception());
-    }
-    sync::perturb(sync::site::after_invoke);
-    w = lock();
-    // running_ still names `n`; nobody looks before we overwrite or clear it [I6].
-    if (dispose_waiting_ || release_after_run_ != nullptr) {
-      running_ = nullptr;  // before the unlock below: the disposer must not wait again
-      owned_callback_node* release_now = release_after_run_;
-      release_after_run_ = nullptr;
-      const bool notify = dispose_waiting_;
-      if (notify) {
-        dispose_waiting_ = false;
-        // release: the callback's effects happen-before the disposer's return (S9); the
-        // disposer reads this with acquire.
-        completions_.fetch_add(1, sync::release);
+  callback_node* batch[BATCH];  // the current batch's nodes, by slot [I6]
+  while (head_ != nullptr) {
+    // Under the lock: pop the next batch, latest first, and tag it [I6].
+    const std::size_t base = batch_base_;
+    callback_node* n = head_;
+    unsigned count = 0;
+    do {
+      callback_node* after = n->next;
+      n->prev_next = nullptr;       // not linked [I4]: `next` becomes the tag
+      n->batch_tag = base + count;  // [I6]
+      batch[count] = n;
+      n = after;
+    } while (++count < BATCH && n != nullptr);
+    head_ = n;
+    if (n != nullptr) n->prev_next = &head_;
+    // Slots 1..count-1 are pending; slot 0 starts now, claimed under the lock (running slot 0).
+    std::uint64_t c = (CLAIM_PENDING >> (BATCH - count)) & ~std::uint64_t{1};
+    // relaxed: disposers read it under this lock; this thread's compare-exchanges follow it.
+    claims_.store(c, sync::relaxed);
+    unlock(w);  // the first time round, this publishes REQUESTED
+    unsigned k = 0;
+    bool stop = false;
+    for (;;) {
+      sync::perturb(sync::site::before_invoke);
+      stop = invoke(batch[k], out) && throw_on_first;  // S13: the rest never run
+      sync::perturb(sync::site::after_invoke);
+      if (stop) break;
+      // Claim the next pending slot, the lowest (latest first, S5); the same compare-exchange
+      // ends slot k [I6]. release: callback k's effects happen-before a disposer's acquire read
+      // that finds slot k ran (S9). relaxed on failure: we retry with the value read. A cleared
+      // bit is a node taken back (S8): skipped, never touched again.
+      std::uint64_t pending = c & CLAIM_PENDING;
+      std::uint64_t next = 0;
+      while (pending != 0) {
+        next = (pending & (pending - 1)) |
+               (std::uint64_t{static_cast<unsigned>(std::countr_zero(pending))}
+                << CLAIM_RUNNING_SHIFT);
+        if (claims_.compare_exchange_weak(c, next, sync::release, sync::relaxed)) break;
+        pending = c & CLAIM_PENDING;
       }
+      if (pending == 0) break;  // nothing left to claim: slot k ends under the lock
+      if (c & (CLAIM_WAITER | CLAIM_RELEASE)) [[unlikely]] end_of_callback(batch[k], c, base + k);
+      c = next;
+      k = running_slot(next);
+    }
+    // Under the lock: the batch ends [I6]. relaxed: under the lock only we change `claims`.
+    w = lock();
+    c = claims_.load(sync::relaxed);
+    batch_base_ = base + BATCH;  // every tag of this batch is stale from now on [I6]
+    if (stop) {
+      // S13: the pending nodes stay registered, in order (unregister() returns true).
+      for (unsigned j = count; j-- > 0;)
+        if (c & (std::uint64_t{1} << j)) push_front(batch[j]);
+    }
+    // [I18]: the word never lags by more than a batch. release: as in end_of_callback.
+    completions_.store(static_cast<std::uint32_t>(base + k), sync::release);
+    if (c & (CLAIM_WAITER | CLAIM_RELEASE)) [[unlikely]] {
       unlock(w);
-      if (notify) sync::wake_all(completions_);
-      if (release_now) release_now->release(release_now);
+      end_of_callback(batch[k], c, base + k);
       w = lock();
     }
-    if (threw && throw_on_first) break;  // S13: the rest never run; unregister() gets true
+    if (stop) break;
   }
-  running_ = nullptr;  // [I6]
   return w;
+}
+
+inline bool state::invoke(callback_node* n, dispatch_outcome& out) noexcept {
+  try {
+    n->invoke(n);  // after this, `n` may be gone (a cancellation_callback destroyed in it)
+    return false;
+  } catch (...) {
+    record_error(out, std::current_exception());
+    return true;
+  }
+}
+
+inline void state::end_of_callback(callback_node* n, std::uint64_t c, std::size_t tag) noexcept {
+  if (c & CLAIM_WAITER) {
+    // release: the callback's effects happen-before the disposer's acquire load, which then
+    // returns (S9). A plain store: the dispatcher is the only writer [I18].
+    completions_.store(static_cast<std::uint32_t>(tag), sync::release);
+    sync::wake_all(completions_);
+  }
+  if (c & CLAIM_RELEASE) {  // disposed from inside its own callback: its block is ours to free
+    auto* o = static_cast<owned_callback_node*>(n);
+    o->release(o);
+  }
 }
 
 inline void state::record_error(dispatch_outcome& out, std::exception_ptr e) noexcept {

@@ -8,7 +8,7 @@
 // (stress/model_check) compiles this same file against Relacy through `detail/sync.hpp`.
 //
 // ---------------------------------------------------------------------------------------------
-// Shared-state invariants (cited in the code as [I1]..[I17])
+// Shared-state invariants (cited in the code as [I1]..[I18])
 //
 // [I1]  `word` holds six flags: REQUESTED (bit 0), LOCKED, ORPHANED, WAITERS, HAD_WORK,
 //       DISPATCHING. While LOCKED is set, only the lock holder changes `word`; so unlocking is a
@@ -19,7 +19,8 @@
 //       set: each is set only under the lock, and only if neither is set yet. (try_reset succeeds
 //       only while neither is set, and clears neither.)
 // [I3]  The fields marked "guarded" below are read and written only under the lock.
-// [I4]  A callback node is linked in `head`'s list iff its `prev_next` is non-null. Nodes are
+// [I4]  A callback node is linked in `head`'s list iff its `prev_next` is non-null; then its
+//       `next` is the list's, otherwise the same storage is its `batch_tag` [I6]. Nodes are
 //       pushed at the front and popped from the front (LIFO, S5). Linking happens only while
 //       neither REQUESTED nor ORPHANED is set (S6, S7).
 // [I5]  `reason` and `dispatcher` are written by the thread that sets REQUESTED, before the
@@ -28,11 +29,25 @@
 //       writes neither: `reason` is still the null it was born with (nothing writes it before a
 //       request), and `dispatcher` is only read while a callback runs, which cannot happen to a
 //       state that never had a callback.
-// [I6]  Whenever the lock is free, `running` is the node whose callback the dispatcher is
-//       executing, or null. A node that is `running` is not linked. Only the dispatcher sets it,
-//       under the lock (inside one of its critical sections it may still name the callback that
-//       just returned: nobody else can look before the dispatcher overwrites or clears it).
-// [I7]  `refs` counts what keeps the memory alive: source handles, tokens, registrations,
+// [I6]  Dispatch runs the list in batches of up to BATCH nodes. Under the lock, the dispatcher
+//       pops the next (up to) BATCH nodes off the front, gives the k-th of them (k = 0, 1, ...,
+//       latest first) the tag `batch_base + k` and keeps the pointers in its own frame; node 0
+//       starts at once (claimed under the lock), the others are *pending*: bit k of `claims`.
+//       A node of the current batch is one whose tag t has `t - batch_base < BATCH`; the batch
+//       ends under the lock, which adds BATCH to `batch_base`, so every tag of an ended batch is
+//       stale (tags only grow: a state is dispatched once, and 0 means "never batched").
+//       Between the two lock holds the dispatcher takes the pending slot k with ONE
+//       compare-exchange of `claims`, which also moves the running slot (`claims` bits 32..37)
+//       from the callback that just returned to k. So a node of the current batch is, by
+//       `claims`: pending (bit set: unregister() takes it back, clearing the bit, under the lock
+//       [S8]), running (bit clear, running slot = k) or ran (bit clear, another running slot:
+//       slots are claimed in ascending order). Whoever clears a pending bit owns the node's fate:
+//       the dispatcher runs it, or the unregistering thread has removed it and the dispatcher
+//       never touches it again. No lock round trip per callback: one compare-exchange per
+//       callback, one lock round trip per batch. Only the dispatcher changes `claims` outside the
+//       lock, and only it sets bits; everyone else clears them or adds a flag, under the lock.
+//       With throw_on_first (S13) the batch ends early and its pending nodes are linked again,
+//       in order: they stay registered (unregister() returns true) and never run.// [I7]  `refs` counts what keeps the memory alive: source handles, tokens, registrations,
 //       temporary references of timers and of orphan propagation, each child's link to a parent,
 //       each unit weighing 1, plus ONE collective reference for all cancellation_callbacks
 //       (RAII_HOLDS in `raii`), weighing COLLECTIVE (the top bit), taken by the first
@@ -94,6 +109,17 @@
 //       DISPATCHING and finds `refs == 0` (S10: a callback may drop the last handle). Both
 //       decisions are made under the lock, so exactly one thread frees. The sole-owner free
 //       (try_destroy_sole_owner) never runs while DISPATCHING is set.
+// [I18] A disposer on another thread that finds its node running [I6] sets CLAIM_WAITER in
+//       `claims` (a compare-exchange that also re-checks that the node still runs) and waits
+//       until `completions` has reached its node's tag (serial-number order on the tags' low 32
+//       bits). The dispatcher is the only writer of `completions`: it stores a callback's tag
+//       after the callback returned if its compare-exchange (or, at the end of the batch, its
+//       read under the lock) found CLAIM_WAITER, and then wakes; and it stores the last tag at
+//       every batch end. Tags grow, so the word never goes back, and a store for an earlier
+//       callback cannot release a later one's waiter. Stored at every batch end, it never lags
+//       the running tag by more than 2 * BATCH, so the 32-bit comparison cannot wrap. A callback
+//       that disposes its own owned node (whose block must outlive the call) sets CLAIM_RELEASE
+//       instead of waiting, and the dispatcher frees the block after the callback returned.
 // ---------------------------------------------------------------------------------------------
 #pragma once
 
@@ -118,7 +144,10 @@ class state;
 // A registered callback, intrusive: it lives inside a cancellation_callback or a heap block
 // owned by a cancellation_registration. Guarded by its state's lock while linked [I4].
 struct callback_node {
-  callback_node* next = nullptr;
+  union {
+    callback_node* next;         // while linked [I4]
+    std::size_t batch_tag = 0;   // while not linked: its dispatch batch slot, or 0 [I6]
+  };
   callback_node** prev_next = nullptr;  // null <=> not linked [I4]
   void (*invoke)(callback_node*) = nullptr;
 };
@@ -179,6 +208,17 @@ class state {
   // unit part of `refs_` [I7] [I8]. No program holds 2^63 (2^31) handles of one state.
   static constexpr std::size_t COLLECTIVE = ~(~std::size_t{0} >> 1);
   static constexpr std::size_t UNITS = ~COLLECTIVE;
+
+  // Dispatch batches [I6] [I18]: `claims_` holds the pending slots (bits 0..BATCH-1), the
+  // running slot (bits 32..37) and the two flags. The model checker uses batches of 2, so that
+  // its small tests cross batch ends; the library, 32.
+  static constexpr unsigned BATCH = sync::dispatch_batch;
+  static_assert(BATCH >= 1 && BATCH <= 32);
+  static constexpr std::uint64_t CLAIM_PENDING = (std::uint64_t{1} << BATCH) - 1;
+  static constexpr unsigned CLAIM_RUNNING_SHIFT = 32;
+  static constexpr std::uint64_t CLAIM_RUNNING = std::uint64_t{0x3f} << CLAIM_RUNNING_SHIFT;
+  static constexpr std::uint64_t CLAIM_WAITER = std::uint64_t{1} << 40;   // [I18]
+  static constexpr std::uint64_t CLAIM_RELEASE = std::uint64_t{1} << 41;  // [I18]
 
   // A new state has one reference and one canceller: the creating source handle.
   explicit state(cancelkit::timer_service* timers = nullptr) noexcept : timers_(timers) {}
@@ -279,27 +319,24 @@ class state {
   // short list lock).
   bool unregister(callback_node* n) noexcept {
     std::uint32_t w = lock();
-    const bool removed = n->prev_next != nullptr;  // [I4]
-    if (removed) unlink(n);
+    bool removed = n->prev_next != nullptr;  // [I4]
+    if (removed) {
+      unlink(n);
+    } else {
+      std::uint64_t c;
+      removed = take_back(n, c) == slot_state::taken_back;  // pending in a batch [I6]
+    }
     unlock(w);
     return removed;
   }
 
   enum class dispose_result { done, deferred_release };
 
-  // ~cancellation_callback: dispose(n, /*raii=*/true, /*defer_release=*/false), with the common
-  // case — still linked: unlink, leave [I9], unlock — small enough to inline into every
-  // destructor; the rest (running, run, refused) goes through dispose().
+  // ~cancellation_callback: dispose(n, /*raii=*/true, /*defer_release=*/false). The common case
+  // (still linked: unlink, leave [I9], unlock) inlines into every destructor; the rest goes
+  // through dispose_unlinked().
   void dispose_callback(callback_node* n) noexcept {
-    const std::uint32_t w = lock();
-    if (n->prev_next != nullptr) [[likely]] {  // [I4]
-      unlink(n);
-      const bool dead = raii_leave(w);
-      unlock(w);
-      if (dead) [[unlikely]] destroy_chain(this);
-      return;
-    }
-    static_cast<void>(dispose_locked(w, n, /*raii=*/true, /*defer_release=*/false));
+    static_cast<void>(dispose_locked(lock(), n, /*raii=*/true, /*defer_release=*/false));
   }
 
   // S9/S11: unregister, then wait while the callback runs on another thread. From inside the
@@ -425,15 +462,30 @@ class state {
   // slow path takes the lock once. Returns with the lock released.
   dispose_result dispose_locked(std::uint32_t w, callback_node* n, bool raii,
                                 bool defer_release) noexcept {
-    if (n->prev_next != nullptr) {
-      unlink(n);
-    } else if (running_ == n) {  // [I6]
+    if (n->prev_next == nullptr) [[unlikely]] return dispose_unlinked(w, n, raii, defer_release);
+    unlink(n);
+    const bool dead = raii && raii_leave(w);
+    unlock(w);
+    if (dead) [[unlikely]] destroy_chain(this);
+    return dispose_result::done;
+  }
+
+  // dispose_locked() of a node that is not linked: taken back from the dispatch batch, waited
+  // for, disposed from inside its own callback, or long gone [I6] [I18]. Out of line: the
+  // linked case above is the one that every destructor inlines.
+  [[gnu::noinline]] dispose_result dispose_unlinked(std::uint32_t w, callback_node* n, bool raii,
+                                                    bool defer_release) noexcept {
+  for (;;) {
+      std::uint64_t c;
+      if (take_back(n, c) != slot_state::running) break;  // removed now, or not in a batch
       if (dispatcher_ == sync::current_thread()) {
         // S9/S10: disposing from inside its own callback — waiting would deadlock. [I5] makes
-        // `dispatcher_` stable once REQUESTED is set, which `running_ != null` implies.
+        // `dispatcher_` stable once REQUESTED is set, which a batch implies.
         dispose_result r = dispose_result::done;
         if (defer_release) {
-          release_after_run_ = static_cast<owned_callback_node*>(n);
+          // relaxed: besides the lock holders (us), only the dispatcher writes `claims`, and
+          // it is this thread, inside the callback; it reads the flag after the call [I18].
+          claims_.store(c | CLAIM_RELEASE, sync::relaxed);
           r = dispose_result::deferred_release;
         }
         // Cannot free the state: DISPATCHING is set while the callback runs [I17].
@@ -441,21 +493,52 @@ class state {
         unlock(w);
         return r;
       }
-      // Another thread runs it: wait for the dispatcher to report its completion.
-      dispose_waiting_ = true;
-      // relaxed: read under the lock; the dispatcher bumps it only under the lock.
-      const std::uint32_t seen = completions_.load(sync::relaxed);
-      unlock(w);
-      sync::perturb(sync::site::dispose_before_wait);
-      wait_for_completion(seen);
-      if (!raii) return dispose_result::done;
-      w = lock();
+      // Another thread runs it: ask for its completion [I18]. The flag only asks for a store
+      // that the wait below reads with acquire, so success needs no order of its own (acquire
+      // for g++ 12, as in take_back). acquire on failure: a failure that shows the node ran
+      // must carry the callback's effects (S9), as take_back's loads do.
+      if (claims_.compare_exchange_weak(c, c | CLAIM_WAITER, sync::acquire, sync::acquire)) {
+        const std::size_t tag = n->batch_tag;
+        unlock(w);
+        sync::perturb(sync::site::dispose_before_wait);
+        wait_for_completion(tag);
+        if (!raii) return dispose_result::done;
+        w = lock();
+        break;
+      }
+      // The dispatcher moved on meanwhile (or a spurious failure): look again.
     }
-    bool dead = false;
-    if (raii) dead = raii_leave(w);
+    const bool dead = raii && raii_leave(w);
     unlock(w);
     if (dead) destroy_chain(this);
     return dispose_result::done;
+  }
+
+  // Under the lock: where `n` (not linked) stands in the current dispatch batch [I6], taking it
+  // back if it is still pending (S8). `c` receives `claims` as last read. Out of line: only a
+  // node that is no longer linked gets here.
+  enum class slot_state { not_in_batch, taken_back, running, ran };
+  [[gnu::noinline]] slot_state take_back(callback_node* n, std::uint64_t& c) noexcept {
+    const std::size_t k = n->batch_tag - batch_base_;  // wraps to a huge value for stale tags
+    if (k >= BATCH) return slot_state::not_in_batch;
+    const std::uint64_t bit = std::uint64_t{1} << k;
+    // acquire: if the dispatcher has moved past slot k, its release compare-exchange is what
+    // we read, and the callback's effects happen-before our caller's return (S9).
+    c = claims_.load(sync::acquire);
+    while (c & bit) {
+      // Clearing the bit removes the node; the dispatcher, whose claim then fails, never touches
+      // it again, so success publishes nothing (acquire only because g++ 12 rejects a failure
+      // order stronger than the success order). acquire on failure: as above.
+      if (claims_.compare_exchange_weak(c, c & ~bit, sync::acquire, sync::acquire)) {
+        n->batch_tag = 0;  // a second unregister() or dispose() finds it in no batch (S8)
+        return slot_state::taken_back;
+      }
+    }
+    return running_slot(c) == k ? slot_state::running : slot_state::ran;
+  }
+
+  static unsigned running_slot(std::uint64_t c) noexcept {
+    return static_cast<unsigned>((c & CLAIM_RUNNING) >> CLAIM_RUNNING_SHIFT);
   }
 
   // Under the lock, as work is added (a callback, a child, the extension): the holder's copy `w`
@@ -478,7 +561,7 @@ class state {
   static void unlink(callback_node* n) noexcept {
     *n->prev_next = n->next;
     if (n->next) n->next->prev_next = n->prev_next;
-    n->next = nullptr;
+    n->batch_tag = 0;  // not linked: the union holds the tag [I4] [I6]
     n->prev_next = nullptr;
   }
 
@@ -552,13 +635,20 @@ class state {
   // Wakes blocked waiters and tells the extension (timer, std bridge). Without the lock.
   void announce() noexcept;
 
-  // S5: pop and run callbacks, latest first, until the list is empty. S12/S13: exceptions are
-  // collected; with throw_on_first the first one stops the loop and the rest stay linked.
-  // Entered and left under the lock; returns the holder's copy of the word.
+  // S5: runs the callbacks, latest first, in batches [I6], until the list is empty. S12/S13:
+  // exceptions are collected; with throw_on_first the first one stops the loop and the rest
+  // stay linked. Entered and left under the lock; returns the holder's copy of the word.
   [[gnu::always_inline]] std::uint32_t run_callbacks(std::uint32_t w, dispatch_outcome& out,
                                                      bool throw_on_first) noexcept;
 
   static void record_error(dispatch_outcome& out, std::exception_ptr e) noexcept;
+
+  // Runs `n`'s callback; returns whether it threw (the exception is recorded).
+  static bool invoke(callback_node* n, dispatch_outcome& out) noexcept;
+
+  // After slot `n` (tag `tag`) ran: what the flags of `c` ask for [I18] — store the tag and wake
+  // a waiting disposer, free a block disposed from inside its own callback. Without the lock.
+  void end_of_callback(callback_node* n, std::uint64_t c, std::size_t tag) noexcept;
 
   // S19/S20: under this state's lock, claims every live child not yet cancelled and pushes it on
   // `work`, with DISPATCHING set in its word instead of a reference [I17].
@@ -572,22 +662,22 @@ class state {
 
   // ---- dispose waiting (S9) ------------------------------------------------------------------
 
-  void wait_for_completion(std::uint32_t seen) noexcept;
+  // Until the callback with tag `tag` has returned [I18].
+  void wait_for_completion(std::size_t tag) noexcept;
 
   // ---- data --------------------------------------------------------------------------------
 
   sync::atomic<std::uint32_t> word_{0};         // [I1] [I2]
   sync::atomic<std::uint32_t> events_{0};       // futex: bumped at request and at orphaning
-  sync::atomic<std::uint32_t> completions_{0};  // futex: bumped when a disposer may stop waiting
+  sync::atomic<std::uint32_t> completions_{0};  // futex: the last tag reported [I18]
+  sync::atomic<std::uint64_t> claims_{0};       // the current batch [I6] [I18]
   sync::atomic<std::size_t> refs_{1};           // [I7] [I8]
   sync::atomic<std::size_t> cancellers_{1};     // [I10]
   sync::atomic<state_extension*> ext_{nullptr};
 
   // guarded [I3]
   callback_node* head_ = nullptr;                    // [I4]
-  callback_node* running_ = nullptr;                 // [I6]
-  owned_callback_node* release_after_run_ = nullptr;
-  bool dispose_waiting_ = false;
+  std::size_t batch_base_ = 1;                       // [I6]: the current batch's first tag
   // [I7] [I9]: RAII_HOLDS (the collective reference is held) | the number of stored
   // cancellation_callbacks. One word, so that the last one leaving is one decrement and one
   // comparison.

@@ -153,6 +153,15 @@ class atomic {
 using thread_id = unsigned;
 inline thread_id current_thread() noexcept { return rl::thread_index(); }
 
+// Callbacks per dispatch batch (detail/state.hpp [I6]): 2 here, so that the model's tests of
+// two or three callbacks cross a batch end; 32 in the library.
+inline constexpr unsigned dispatch_batch = 2;
+
+// Polls before a disposer sleeps on its callback's completion (state::wait_for_completion): none
+// here, so that the model reaches the sleep, and with it any lost wake-up, in every schedule
+// rather than only when the dispatcher is starved for the whole spin.
+inline constexpr unsigned completion_spins = 0;
+
 // In the model, a spin iteration must yield so that the scheduler explores the other threads
 // and does not report a livelock.
 inline void spin_pause(here w = here::current()) noexcept { rl::yield(1, at(w)); }
@@ -251,6 +260,13 @@ class atomic {
 
 using thread_id = std::thread::id;
 inline thread_id current_thread() noexcept { return std::this_thread::get_id(); }
+
+// Callbacks per dispatch batch (detail/state.hpp [I6]): one lock round trip per 32 callbacks.
+inline constexpr unsigned dispatch_batch = 32;
+
+// Polls before a disposer sleeps on its callback's completion (state::wait_for_completion): a
+// short callback ends within them, without a futex call on either side.
+inline constexpr unsigned completion_spins = 128;
 
 // The CPU's spin-wait hint: x86 PAUSE through the compiler builtin (what _mm_pause expands to,
 // without <immintrin.h> in a public header), ARM YIELD.

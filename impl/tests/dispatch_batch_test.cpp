@@ -1,0 +1,193 @@
+// S5, S8–S11, S13 where dispatch batches meet them: cancel() runs the callbacks in batches of
+// detail::state::BATCH ([I6] in detail/state.hpp), one lock round trip per batch and one
+// compare-exchange per callback. These tests put registrations on both sides of a batch end, in
+// the slot that starts under the lock (the first of a batch), in a pending one, and in the list
+// beyond the batch, and check that what a user sees does not depend on where a callback falls.
+#include <cancelkit/cancelkit.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "test_support.hpp"
+
+using namespace cancelkit;
+using namespace std::chrono_literals;
+using cktest::bounded_thread;
+using cktest::eventually;
+
+namespace {
+
+constexpr int kBatch = static_cast<int>(detail::state::BATCH);
+static_assert(kBatch >= 4, "the tests place registrations at distinct slots of a batch");
+
+// Registrations 0..n-1, registered in that order, so that registration n-1 runs first: run
+// position p (0-based) is registration n-1-p, and positions kBatch*b .. kBatch*b+kBatch-1 form
+// batch b.
+struct numbered {
+  std::vector<std::optional<cancellation_registration>> regs;
+  std::vector<int> order;  // ids in the order they ran
+  int count() const { return static_cast<int>(regs.size()); }
+  int at_position(int p) const { return count() - 1 - p; }
+  cancellation_registration& reg(int id) { return *regs[static_cast<std::size_t>(id)]; }
+  int ran_at(int p) const { return order[static_cast<std::size_t>(p)]; }
+};
+
+}  // namespace
+
+TEST(DispatchBatches, ManyCallbacks_RunLatestFirstAcrossBatchEnds) {  // S5
+  cancellation_source s;
+  numbered r;
+  const int n = 3 * kBatch + 5;
+  for (int id = 0; id < n; ++id)
+    r.regs.emplace_back(s.token().register_callback([&r, id] { r.order.push_back(id); }));
+  EXPECT_TRUE(s.cancel());
+  ASSERT_EQ(r.order.size(), static_cast<std::size_t>(n));
+  for (int p = 0; p < n; ++p) EXPECT_EQ(r.ran_at(p), r.at_position(p)) << "position " << p;
+}
+
+// From inside the first callback: one registration pending in the same batch, one still in the
+// list beyond it. Both are removed (true) and never run; the others still run, in order.
+TEST(DispatchBatches, UnregisterFromACallback_RemovesPendingAndListedOnes) {  // S8, S10, S5
+  cancellation_source s;
+  numbered r;
+  const int n = 2 * kBatch + 2;
+  const int same_batch = n - 1 - (kBatch - 1);  // batch 0, last slot: pending
+  const int next_batch = n - 1 - (kBatch + 1);  // batch 1, slot 1: still in the list
+  bool removed_same = false;
+  bool removed_next = false;
+  for (int id = 0; id < n; ++id) {
+    r.regs.emplace_back(s.token().register_callback([&, id] {
+      r.order.push_back(id);
+      if (id != n - 1) return;  // only the first to run acts
+      removed_same = r.reg(same_batch).unregister();
+      removed_next = r.reg(next_batch).unregister();
+    }));
+  }
+  EXPECT_TRUE(s.cancel());
+  EXPECT_TRUE(removed_same) << "pending in the running batch";
+  EXPECT_TRUE(removed_next) << "still in the list";
+  std::vector<int> expected;
+  for (int id = n - 1; id >= 0; --id)
+    if (id != same_batch && id != next_batch) expected.push_back(id);
+  EXPECT_EQ(r.order, expected);
+}
+
+// From inside the first callback of the second batch: registrations that ran in the first batch,
+// at the same slot and at another, and the running one itself, are not removed (false).
+TEST(DispatchBatches, UnregisterFromACallback_OfOnesThatRanInAnEarlierBatch_ReturnsFalse) {
+  // S8, S10
+  cancellation_source s;
+  numbered r;
+  const int n = 2 * kBatch;
+  std::vector<int> answers;  // 1: true, 0: false, in the order asked
+  for (int id = 0; id < n; ++id) {
+    r.regs.emplace_back(s.token().register_callback([&r, &answers, id] {
+      const int total = r.count();  // every registration is in by the time any runs
+      r.order.push_back(id);
+      if (id != total - 1 - kBatch) return;  // batch 1, slot 0
+      answers.push_back(r.reg(total - 1).unregister() ? 1 : 0);       // batch 0, slot 0: ran
+      answers.push_back(r.reg(total - kBatch).unregister() ? 1 : 0);  // batch 0, last slot: ran
+      answers.push_back(r.reg(id).unregister() ? 1 : 0);     // itself: running
+    }));
+  }
+  EXPECT_TRUE(s.cancel());
+  EXPECT_EQ(answers, (std::vector<int>{0, 0, 0}));
+  EXPECT_EQ(r.order.size(), static_cast<std::size_t>(n));
+}
+
+// A registration that ran in an earlier batch, destroyed from inside a later batch's callback at
+// the same slot, frees its callable there and then: it is not the running one (which only its
+// own callback's registration could be), so nothing is left for the dispatcher to free.
+TEST(DispatchBatches, RegistrationThatRanEarlier_DestroyedInALaterBatch_FreesItsCallableAtOnce) {
+  // S9, S10
+  struct counted {
+    std::atomic<int>* live;
+    explicit counted(std::atomic<int>* l) : live(l) { live->fetch_add(1); }
+    counted(const counted& o) : live(o.live) { live->fetch_add(1); }
+    ~counted() { live->fetch_sub(1); }
+    void operator()() const {}
+  };
+  cancellation_source s;
+  std::atomic<int> first_live{0};
+  std::atomic<int> live_after_reset{-1};
+  std::optional<cancellation_registration> first;  // runs first: batch 0, slot 0
+  std::vector<cancellation_registration> others;
+  std::vector<cancellation_registration> tail;
+  // batch 1, slot 0 destroys `first`
+  tail.push_back(s.token().register_callback([&] {
+    first.reset();
+    live_after_reset = first_live.load();
+  }));
+  for (int k = 0; k < kBatch - 1; ++k) tail.push_back(s.token().register_callback([] {}));
+  for (int k = 0; k < kBatch - 1; ++k) others.push_back(s.token().register_callback([] {}));
+  first.emplace(s.token().register_callback(counted(&first_live)));
+  ASSERT_EQ(first_live.load(), 1);
+  EXPECT_TRUE(s.cancel());
+  EXPECT_EQ(live_after_reset.load(), 0) << "the callable of a registration that ran must be "
+                                           "freed by its destruction";
+  EXPECT_EQ(first_live.load(), 0);
+}
+
+// throw_on_first_exception stops in the middle of the second batch: the callbacks not yet run,
+// pending in that batch or still in the list, stay registered (unregister() returns true) and
+// never run; those that ran answer false.
+TEST(DispatchBatches, ThrowOnFirstInTheMiddleOfABatch_SkippedOnesStayRegistered) {  // S13
+  cancellation_source s;
+  numbered r;
+  const int n = 3 * kBatch + 1;
+  const int thrower_position = kBatch + kBatch / 2;
+  for (int id = 0; id < n; ++id) {
+    const bool throws = id == n - 1 - thrower_position;
+    r.regs.emplace_back(s.token().register_callback([&r, id, throws] {
+      r.order.push_back(id);
+      if (throws) throw std::runtime_error("first");
+    }));
+  }
+  EXPECT_THROW(s.cancel(cancel_options{.throw_on_first_exception = true}), std::runtime_error);
+  ASSERT_EQ(r.order.size(), static_cast<std::size_t>(thrower_position + 1));
+  for (int p = 0; p < n; ++p) {
+    const int id = r.at_position(p);
+    EXPECT_EQ(r.reg(id).unregister(), p > thrower_position) << "position " << p;
+  }
+  EXPECT_EQ(r.order.size(), static_cast<std::size_t>(thrower_position + 1));
+}
+
+// dispose() on another thread while the callback runs waits for it, wherever the callback is in
+// its batch: the first slot of a batch (started under the lock), a middle one (its end reported
+// by the claim of the next slot) and the last (its end reported at the batch end, under the
+// lock).
+TEST(DispatchBatches, DisposeOnAnotherThread_WaitsForTheRunningCallbackInAnySlot) {  // S9, S11
+  const int n = 2 * kBatch + 1;
+  const std::vector<int> positions = {0, kBatch / 2, kBatch - 1, kBatch, n - 1};
+  for (int position : positions) {
+    cancellation_source s;
+    std::atomic<bool> started{false};
+    std::atomic<bool> finished{false};
+    std::vector<cancellation_registration> regs;
+    const int target = n - 1 - position;
+    for (int id = 0; id < n; ++id) {
+      if (id == target) {
+        regs.push_back(s.token().register_callback([&] {
+          started = true;
+          std::this_thread::sleep_for(10ms);
+          finished = true;
+        }));
+      } else {
+        regs.push_back(s.token().register_callback([] {}));
+      }
+    }
+    bounded_thread canceller([&] { s.cancel(); });
+    ASSERT_TRUE(eventually([&] { return started.load(); })) << "position " << position;
+    bounded_thread disposer([&] {
+      regs[static_cast<std::size_t>(target)].dispose();
+      EXPECT_TRUE(finished.load()) << "position " << position;
+    });
+    disposer.join();
+    canceller.join();
+  }
+}

@@ -3,7 +3,8 @@
 // - S25 strong guarantee: an allocation failure throws std::bad_alloc and changes nothing, leaks
 //   nothing. Each test fails the 1st, 2nd, ... allocation of one call until the call succeeds.
 // - API: token operations and cancellation_callback never allocate; a source allocates once at
-//   most; duplicate parents cost nothing extra (S19).
+//   most, and nothing where one was just destroyed (the per-thread cache of state blocks, which
+//   holds state_cache_capacity at most); duplicate parents cost nothing extra (S19).
 // - S17, S21: dropped sources with armed timers and dropped linked children do not accumulate.
 #include <cancelkit/cancelkit.hpp>
 #include <cancelkit/coroutine.hpp>
@@ -46,6 +47,14 @@ void warm_up(F&& body) {
   body();
   body();
 }
+
+// Takes every block of this thread's cache of freed states (detail::state_cache_capacity at
+// most) and keeps it while alive, so that the next source allocates its state from the heap and
+// an injected failure can hit that allocation. Without it a source made after the warm-up would
+// reuse a cached block and the failure path of the state's allocation would never run.
+struct empty_state_cache {
+  std::vector<cancellation_source> held{detail::state_cache_capacity};
+};
 
 }  // namespace
 
@@ -151,11 +160,15 @@ TEST(AllocationFailure, RegisterOnCancelledToken_NeverRunsTheCallbackWhenItThrow
 
 TEST(AllocationFailure, SourceConstruction_ThrowsBadAllocWithoutLeak) {  // S25
   manual_timer_service timers;
-  warm_up([&] { cancellation_source s(timers); });
+  warm_up([&] {
+    const empty_state_cache drained;  // then full: the loop below starts and ends that way
+    cancellation_source s(timers);
+  });
   bool succeeded = false;
   for (std::int64_t n = 1; n <= max_attempts && !succeeded; ++n) {
     const auto live_before = alloc::live();
     {
+      const empty_state_cache drained;
       alloc::fail_nth guard(n);
       try {
         cancellation_source s(timers);
@@ -169,11 +182,15 @@ TEST(AllocationFailure, SourceConstruction_ThrowsBadAllocWithoutLeak) {  // S25
 }
 
 TEST(AllocationFailure, DefaultSourceConstruction_ThrowsBadAllocWithoutLeak) {  // S25
-  warm_up([] { cancellation_source s; });
+  warm_up([] {
+    const empty_state_cache drained;  // then full: the loop below starts and ends that way
+    cancellation_source s;
+  });
   bool succeeded = false;
   for (std::int64_t n = 1; n <= max_attempts && !succeeded; ++n) {
     const auto live_before = alloc::live();
     {
+      const empty_state_cache drained;
       alloc::fail_nth guard(n);
       try {
         cancellation_source s;
@@ -199,6 +216,7 @@ TEST(AllocationFailure, Linked_ThrowsBadAllocWithoutLeakAndParentsAreUnaffected)
     std::optional<cancellation_source> child;
     bool threw = false;
     {
+      const empty_state_cache drained;
       alloc::fail_nth guard(fail_at);
       try {
         child.emplace(cancellation_source::linked({a.token(), b.token()}));
@@ -254,6 +272,7 @@ TEST(AllocationFailure, LinkedToStopToken_ThrowsBadAllocWithoutLeak) {  // S25, 
     std::stop_source stop;
     std::optional<cancellation_source> child;
     {
+      const empty_state_cache drained;
       alloc::fail_nth guard(fail_at);
       try {
         child.emplace(cancellation_source::linked(stop.get_token()));
@@ -426,6 +445,36 @@ TEST(Allocations, SourceConstruction_AllocatesOnceAtMost) {  // API
     cancellation_source s;
     EXPECT_LE(counter.count(), 1);
   }
+}
+
+TEST(Allocations, SourceMadeWhereOneWasDestroyed_AllocatesNothing) {  // API; issue 20
+  if (!CANCELKIT_STATE_CACHE) GTEST_SKIP() << "no state cache in this build (AddressSanitizer)";
+  manual_timer_service timers;
+  const auto round = [&] {
+    {
+      cancellation_source s;
+      const cancellation_token t = s.token();
+      EXPECT_TRUE(s.cancel());
+    }
+    const cancellation_source a(timers);  // two alive at once: two cached blocks reused
+    const cancellation_source b;
+  };
+  warm_up(round);
+  for (int i = 0; i < 3; ++i) {
+    const alloc::count_scope counter;
+    round();
+    EXPECT_EQ(counter.count(), 0) << "round " << i;
+  }
+}
+
+TEST(Allocations, DestroyedSources_AtMostStateCacheCapacityStayCached) {  // API; issue 20
+  warm_up([] { cancellation_source s; });
+  const auto before = alloc::live();
+  {
+    std::vector<cancellation_source> many(4 * detail::state_cache_capacity);
+  }
+  // The blocks kept for reuse are bounded: the rest went back to the heap.
+  EXPECT_LE(alloc::live() - before, static_cast<std::int64_t>(detail::state_cache_capacity));
 }
 
 TEST(Allocations, RegisterSmallCallable_AllocatesNothingInTheSteadyState) {  // API (README)

@@ -136,6 +136,21 @@ namespace cancelkit {
 class timer_service;
 }
 
+// The per-thread cache of state blocks (state::operator new, impl/src/node_pool.cpp). Off in the
+// model checker, whose own new and delete find leaks and uses after free, and under
+// AddressSanitizer, whose quarantine must see every freed state (a reused block would hide a
+// use after free, the class of issue 16's defect 1).
+#if defined(CANCELKIT_SYNC_RELACY) || defined(__SANITIZE_ADDRESS__)
+#define CANCELKIT_STATE_CACHE 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CANCELKIT_STATE_CACHE 0
+#endif
+#endif
+#ifndef CANCELKIT_STATE_CACHE
+#define CANCELKIT_STATE_CACHE 1
+#endif
+
 namespace cancelkit::detail {
 inline namespace CANCELKIT_CORE_NS {
 
@@ -191,10 +206,13 @@ struct dispatch_outcome {
   bool errors_truncated = false;
 };
 
+// At most this many freed states wait in one thread's cache for reuse (CANCELKIT_STATE_CACHE).
+inline constexpr unsigned state_cache_capacity = 16;
+
 enum class link_result { linked, already_requested, cannot_cancel };
 enum class wait_result { requested, cannot_cancel, timed_out };
 
-class state {
+class state final {
  public:
   // REQUESTED is bit 0, so the check is one load and one AND, no shift.
   static constexpr std::uint32_t REQUESTED = 1u << 0;
@@ -222,6 +240,15 @@ class state {
 
   // A new state has one reference and one canceller: the creating source handle.
   explicit state(cancelkit::timer_service* timers = nullptr) noexcept : timers_(timers) {}
+
+#if CANCELKIT_STATE_CACHE
+  // A state's block comes from this thread's cache of freed ones when it has one, else from the
+  // heap (throws std::bad_alloc); a freed block goes to the freeing thread's cache unless that
+  // holds state_cache_capacity already. So a source created where one was just destroyed costs
+  // no malloc and no free (issue 20).
+  static void* operator new(std::size_t size);
+  static void operator delete(void* block, std::size_t size) noexcept;
+#endif
   state(const state&) = delete;
   state& operator=(const state&) = delete;
 

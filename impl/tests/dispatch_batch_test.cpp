@@ -1,6 +1,6 @@
-// S5, S8–S11, S13 where dispatch batches meet them: cancel() runs the callbacks in batches of
-// detail::state::BATCH ([I6] in detail/state.hpp), one lock round trip per batch and one
-// compare-exchange per callback. These tests put registrations on both sides of a batch end, in
+// S5, S8–S11, S13 where dispatch batches meet them: cancel() runs the callbacks in batches
+// ([I6] in detail/state.hpp: the first callback alone, then detail::state::BATCH at a time), one
+// lock round trip per batch and one compare-exchange per callback. These tests put registrations on both sides of a batch end, in
 // the slot that starts under the lock (the first of a batch), in a pending one, and in the list
 // beyond the batch, and check that what a user sees does not depend on where a callback falls.
 #include <cancelkit/cancelkit.hpp>
@@ -25,9 +25,13 @@ namespace {
 constexpr int kBatch = static_cast<int>(detail::state::BATCH);
 static_assert(kBatch >= 4, "the tests place registrations at distinct slots of a batch");
 
+// Run positions (0-based, in run order) of the batches: batch 0 is position 0 alone, batch b >= 1
+// holds positions first_of(b) .. last_of(b).
+constexpr int first_of(int b) { return b == 0 ? 0 : 1 + (b - 1) * kBatch; }
+constexpr int last_of(int b) { return b == 0 ? 0 : b * kBatch; }
+
 // Registrations 0..n-1, registered in that order, so that registration n-1 runs first: run
-// position p (0-based) is registration n-1-p, and positions kBatch*b .. kBatch*b+kBatch-1 form
-// batch b.
+// position p is registration n-1-p.
 struct numbered {
   std::vector<std::optional<cancellation_registration>> regs;
   std::vector<int> order;  // ids in the order they ran
@@ -50,20 +54,22 @@ TEST(DispatchBatches, ManyCallbacks_RunLatestFirstAcrossBatchEnds) {  // S5
   for (int p = 0; p < n; ++p) EXPECT_EQ(r.ran_at(p), r.at_position(p)) << "position " << p;
 }
 
-// From inside the first callback: one registration pending in the same batch, one still in the
-// list beyond it. Both are removed (true) and never run; the others still run, in order.
+// From inside the first callback of batch 1: one registration pending in the same batch, one
+// still in the list beyond it. Both are removed (true) and never run; the others still run, in
+// order.
 TEST(DispatchBatches, UnregisterFromACallback_RemovesPendingAndListedOnes) {  // S8, S10, S5
   cancellation_source s;
   numbered r;
-  const int n = 2 * kBatch + 2;
-  const int same_batch = n - 1 - (kBatch - 1);  // batch 0, last slot: pending
-  const int next_batch = n - 1 - (kBatch + 1);  // batch 1, slot 1: still in the list
+  const int n = last_of(2) + 1;
+  const int acting = n - 1 - first_of(1);            // batch 1, slot 0
+  const int same_batch = n - 1 - last_of(1);       // batch 1, last slot: pending
+  const int next_batch = n - 1 - (first_of(2) + 1);  // batch 2, slot 1: still in the list
   bool removed_same = false;
   bool removed_next = false;
   for (int id = 0; id < n; ++id) {
     r.regs.emplace_back(s.token().register_callback([&, id] {
       r.order.push_back(id);
-      if (id != n - 1) return;  // only the first to run acts
+      if (id != acting) return;
       removed_same = r.reg(same_batch).unregister();
       removed_next = r.reg(next_batch).unregister();
     }));
@@ -77,26 +83,26 @@ TEST(DispatchBatches, UnregisterFromACallback_RemovesPendingAndListedOnes) {  //
   EXPECT_EQ(r.order, expected);
 }
 
-// From inside the first callback of the second batch: registrations that ran in the first batch,
-// at the same slot and at another, and the running one itself, are not removed (false).
+// From inside the first callback of batch 2: registrations that ran in earlier batches, at the
+// same slot (batches 0 and 1) and at another, and the running one itself, are not removed.
 TEST(DispatchBatches, UnregisterFromACallback_OfOnesThatRanInAnEarlierBatch_ReturnsFalse) {
   // S8, S10
   cancellation_source s;
   numbered r;
-  const int n = 2 * kBatch;
+  const int n = last_of(2) + 1;
   std::vector<int> answers;  // 1: true, 0: false, in the order asked
   for (int id = 0; id < n; ++id) {
     r.regs.emplace_back(s.token().register_callback([&r, &answers, id] {
       const int total = r.count();  // every registration is in by the time any runs
       r.order.push_back(id);
-      if (id != total - 1 - kBatch) return;  // batch 1, slot 0
-      answers.push_back(r.reg(total - 1).unregister() ? 1 : 0);       // batch 0, slot 0: ran
-      answers.push_back(r.reg(total - kBatch).unregister() ? 1 : 0);  // batch 0, last slot: ran
-      answers.push_back(r.reg(id).unregister() ? 1 : 0);     // itself: running
+      if (id != total - 1 - first_of(2)) return;  // batch 2, slot 0
+      for (int ran : {first_of(0), first_of(1), last_of(1)})
+        answers.push_back(r.reg(total - 1 - ran).unregister() ? 1 : 0);
+      answers.push_back(r.reg(id).unregister() ? 1 : 0);  // itself: running
     }));
   }
   EXPECT_TRUE(s.cancel());
-  EXPECT_EQ(answers, (std::vector<int>{0, 0, 0}));
+  EXPECT_EQ(answers, (std::vector<int>{0, 0, 0, 0}));
   EXPECT_EQ(r.order.size(), static_cast<std::size_t>(n));
 }
 
@@ -115,16 +121,14 @@ TEST(DispatchBatches, RegistrationThatRanEarlier_DestroyedInALaterBatch_FreesIts
   cancellation_source s;
   std::atomic<int> first_live{0};
   std::atomic<int> live_after_reset{-1};
-  std::optional<cancellation_registration> first;  // runs first: batch 0, slot 0
+  std::optional<cancellation_registration> first;  // position 0: batch 0, slot 0
   std::vector<cancellation_registration> others;
-  std::vector<cancellation_registration> tail;
-  // batch 1, slot 0 destroys `first`
-  tail.push_back(s.token().register_callback([&] {
+  for (int k = 0; k < kBatch; ++k) others.push_back(s.token().register_callback([] {}));
+  // position 1: batch 1, slot 0 (the slot `first` had) destroys `first`
+  others.push_back(s.token().register_callback([&] {
     first.reset();
     live_after_reset = first_live.load();
   }));
-  for (int k = 0; k < kBatch - 1; ++k) tail.push_back(s.token().register_callback([] {}));
-  for (int k = 0; k < kBatch - 1; ++k) others.push_back(s.token().register_callback([] {}));
   first.emplace(s.token().register_callback(counted(&first_live)));
   ASSERT_EQ(first_live.load(), 1);
   EXPECT_TRUE(s.cancel());
@@ -139,8 +143,8 @@ TEST(DispatchBatches, RegistrationThatRanEarlier_DestroyedInALaterBatch_FreesIts
 TEST(DispatchBatches, ThrowOnFirstInTheMiddleOfABatch_SkippedOnesStayRegistered) {  // S13
   cancellation_source s;
   numbered r;
-  const int n = 3 * kBatch + 1;
-  const int thrower_position = kBatch + kBatch / 2;
+  const int n = last_of(3) + 1;
+  const int thrower_position = first_of(2) + kBatch / 2;  // the middle of batch 2
   for (int id = 0; id < n; ++id) {
     const bool throws = id == n - 1 - thrower_position;
     r.regs.emplace_back(s.token().register_callback([&r, id, throws] {
@@ -163,7 +167,10 @@ TEST(DispatchBatches, ThrowOnFirstInTheMiddleOfABatch_SkippedOnesStayRegistered)
 // lock).
 TEST(DispatchBatches, DisposeOnAnotherThread_WaitsForTheRunningCallbackInAnySlot) {  // S9, S11
   const int n = 2 * kBatch + 1;
-  const std::vector<int> positions = {0, kBatch / 2, kBatch - 1, kBatch, n - 1};
+  // Batch 0 (ended under the lock), batch 1's first slot (claimed under the lock, ended by the
+  // claim of the next), a middle one (claimed and ended by compare-exchanges), batch 1's last
+  // (ended under the lock), and the very last.
+  const std::vector<int> positions = {0, first_of(1), kBatch / 2, last_of(1), n - 1};
   for (int position : positions) {
     cancellation_source s;
     std::atomic<bool> started{false};

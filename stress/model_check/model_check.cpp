@@ -840,12 +840,13 @@ struct last_raii_leaves_during_dispatch : rl::test_suite<last_raii_leaves_during
 
 // =============================================================================================
 // 17. dispose waits inside a batch (S9, [I6], [I18]): three callbacks, so with the model's
-//     batches of 2 the dispatcher runs {c, b} (c claimed under the lock, b by a compare-exchange
-//     that also ends c) and then {a}. Thread 1 disposes c, whose end is reported by that
-//     compare-exchange; thread 2 disposes b, whose end is reported at the batch end under the
-//     lock. Each disposer then reuses its callback's memory: a disposer that returns while its
-//     callback still runs, or without its writes, is a data race (the dispatch code paths of
-//     [I18]: the flag found by the claim, the flag found at the batch end, the "it ran" read).
+//     batches (the first callback alone, then 2) the dispatcher runs {c}, then {b, a}: b claimed
+//     under the lock, a by a compare-exchange that also ends b. Thread 1 disposes c, whose end
+//     is reported at the batch end under the lock; thread 2 disposes b, whose end is reported by
+//     that compare-exchange. Each disposer then reuses its callback's memory: a disposer that
+//     returns while its callback still runs, or without its writes, is a data race (the dispatch
+//     code paths of [I18]: the flag found by the claim, the flag found at the batch end, the "it
+//     ran" read).
 // =============================================================================================
 struct batch_dispose_waits : rl::test_suite<batch_dispose_waits, 3> {
   state* s = nullptr;
@@ -895,10 +896,10 @@ struct batch_dispose_waits : rl::test_suite<batch_dispose_waits, 3> {
 
 // =============================================================================================
 // 18. unregister against the claim (S5, S8, S11, [I6]): callbacks c (latest), b and a, batches
-//     {c, b} and {a}. While the dispatcher runs, thread 1 unregisters b (pending in the first
-//     batch: the take-back races the dispatcher's claim) and a (still in the list, or pending
-//     in the second batch). For each, exactly one of "ran" and "unregister() returned true"
-//     holds, and whatever ran, ran latest first.
+//     {c} and {b, a}. While the dispatcher runs, thread 1 unregisters b (still in the list, or
+//     the second batch's first slot, claimed under the lock) and a (in the list, or pending in
+//     the second batch: the take-back races the dispatcher's claim). For each, exactly one of
+//     "ran" and "unregister() returned true" holds, and whatever ran, ran latest first.
 // =============================================================================================
 struct batch_unregister_vs_claim : rl::test_suite<batch_unregister_vs_claim, 2> {
   state* s = nullptr;

@@ -3,8 +3,8 @@
 // A source is one pointer to a shared cancellation state (rules: docs/spec/SEMANTICS.md). Copies
 // share that state; a moved-from source is empty and every operation on it is a harmless no-op
 // (token() is none, cancel() and try_reset() return false). Constructing a source allocates once
-// (the state; std::bad_alloc, nothing created); copying, moving, comparing, swapping and hashing
-// never allocate or throw. The source can be cancelled while a source handle, its armed timer,
+// at most (the state, whose block may come from this thread's cache of freed ones; std::bad_alloc,
+// nothing created); copying, moving, comparing, swapping and hashing never allocate or throw. The source can be cancelled while a source handle, its armed timer,
 // or a linked parent that can itself be cancelled remains (S23); dropping the last handle is not
 // a dispose: an armed timer still fires while a token lives (docs/migrating.md).
 //

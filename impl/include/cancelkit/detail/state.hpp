@@ -29,10 +29,11 @@
 //       writes neither: `reason` is still the null it was born with (nothing writes it before a
 //       request), and `dispatcher` is only read while a callback runs, which cannot happen to a
 //       state that never had a callback.
-// [I6]  Dispatch runs the list in batches of up to BATCH nodes. Under the lock, the dispatcher
-//       pops the next (up to) BATCH nodes off the front, gives the k-th of them (k = 0, 1, ...,
-//       latest first) the tag `batch_base + k` and keeps the pointers in its own frame; node 0
-//       starts at once (claimed under the lock), the others are *pending*: bit k of `claims`.
+// [I6]  Dispatch runs the list in batches: the first node alone, then up to BATCH nodes each.
+//       Under the lock, the dispatcher pops the next batch off the front, gives the k-th of its
+//       nodes (k = 0, 1, ..., latest first) the tag `batch_base + k` and keeps the pointers in
+//       its own frame; node 0 starts at once (claimed under the lock), the others are
+//       *pending*: bit k of `claims`.
 //       A node of the current batch is one whose tag t has `t - batch_base < BATCH`; the batch
 //       ends under the lock, which adds BATCH to `batch_base`, so every tag of an ended batch is
 //       stale (tags only grow: a state is dispatched once, and 0 means "never batched").

@@ -153,8 +153,8 @@ class atomic {
 using thread_id = unsigned;
 inline thread_id current_thread() noexcept { return rl::thread_index(); }
 
-// Callbacks per dispatch batch (detail/state.hpp [I6]): 2 here, so that the model's tests of
-// two or three callbacks cross a batch end; 32 in the library.
+// Callbacks per dispatch batch after the first (detail/state.hpp [I6]): 2 here, so that the
+// model's tests of two or three callbacks cross batch ends and fill a batch; 32 in the library.
 inline constexpr unsigned dispatch_batch = 2;
 
 // Polls before a disposer sleeps on its callback's completion (state::wait_for_completion): none
@@ -261,7 +261,8 @@ class atomic {
 using thread_id = std::thread::id;
 inline thread_id current_thread() noexcept { return std::this_thread::get_id(); }
 
-// Callbacks per dispatch batch (detail/state.hpp [I6]): one lock round trip per 32 callbacks.
+// Callbacks per dispatch batch after the first (detail/state.hpp [I6]): one lock round trip per
+// 32 callbacks.
 inline constexpr unsigned dispatch_batch = 32;
 
 // Polls before a disposer sleeps on its callback's completion (state::wait_for_completion): a

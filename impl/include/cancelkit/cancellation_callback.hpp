@@ -84,7 +84,9 @@ class [[nodiscard]] cancellation_callback : private detail::callback_node {
   // returns at once (S9, S10). Never allocates or throws. Do not destroy it while holding a lock
   // that the callback takes.
   ~cancellation_callback() {
-    if (s_ != nullptr) s_->dispose_callback(this);
+    if (s_ != nullptr) {
+      static_cast<void>(s_->dispose(this, /*raii=*/true, /*defer_release=*/false));
+    }
   }
 
   // True iff this call removed the callback before it started (S8); it then never runs. Never

@@ -20,8 +20,8 @@
 
 #include "sync_wait.hpp"
 
-#include <cstddef>
 #include <bit>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <utility>

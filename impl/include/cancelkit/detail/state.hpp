@@ -360,19 +360,21 @@ class state final {
 
   enum class dispose_result { done, deferred_release };
 
-  // ~cancellation_callback: dispose(n, /*raii=*/true, /*defer_release=*/false). The common case
-  // (still linked: unlink, leave [I9], unlock) inlines into every destructor; the rest goes
-  // through dispose_unlinked().
-  void dispose_callback(callback_node* n) noexcept {
-    static_cast<void>(dispose_locked(lock(), n, /*raii=*/true, /*defer_release=*/false));
-  }
-
   // S9/S11: unregister, then wait while the callback runs on another thread. From inside the
   // callback itself it returns at once; with `defer_release` set, the dispatcher then frees the
   // (owned) node after the callback returns, and the result says so. For a cancellation_callback
   // (`raii`), also drops it from raii_'s count [I9] — only after any wait, so the state stays alive.
+  // The common case (still linked: unlink, leave [I9], unlock) is small enough to inline into
+  // every destructor (~cancellation_callback, ~cancellation_registration); the rest goes through
+  // dispose_unlinked().
   dispose_result dispose(callback_node* n, bool raii, bool defer_release) noexcept {
-    return dispose_locked(lock(), n, raii, defer_release);
+    const std::uint32_t w = lock();
+    if (n->prev_next == nullptr) [[unlikely]] return dispose_unlinked(w, n, raii, defer_release);
+    unlink(n);  // [I4]
+    const bool dead = raii && raii_leave(w);
+    unlock(w);
+    if (dead) [[unlikely]] destroy_chain(this);
+    return dispose_result::done;
   }
 
   // ---- cancellation (S1, S2, S5, S12, S13, S16, S19, S20) ------------------------------------
@@ -486,24 +488,13 @@ class state final {
     }
   }
 
-  // dispose() continued under the lock (`w`: the holder's copy), so that ~cancellation_callback's
-  // slow path takes the lock once. Returns with the lock released.
-  dispose_result dispose_locked(std::uint32_t w, callback_node* n, bool raii,
-                                bool defer_release) noexcept {
-    if (n->prev_next == nullptr) [[unlikely]] return dispose_unlinked(w, n, raii, defer_release);
-    unlink(n);
-    const bool dead = raii && raii_leave(w);
-    unlock(w);
-    if (dead) [[unlikely]] destroy_chain(this);
-    return dispose_result::done;
-  }
-
-  // dispose_locked() of a node that is not linked: taken back from the dispatch batch, waited
-  // for, disposed from inside its own callback, or long gone [I6] [I18]. Out of line: the
-  // linked case above is the one that every destructor inlines.
+  // dispose() of a node that is not linked (`w`: the holder's copy of the word): taken back from
+  // the dispatch batch, waited for, disposed from inside its own callback, or long gone [I6]
+  // [I18]. Returns with the lock released. Out of line: the linked case is the one that every
+  // destructor inlines.
   [[gnu::noinline]] dispose_result dispose_unlinked(std::uint32_t w, callback_node* n, bool raii,
                                                     bool defer_release) noexcept {
-  for (;;) {
+    for (;;) {
       std::uint64_t c;
       if (take_back(n, c) != slot_state::running) break;  // removed now, or not in a batch
       if (dispatcher_ == sync::current_thread()) {

@@ -15,28 +15,39 @@ using detail::state;
 
 namespace {
 
-// Surfaces callback exceptions of a user-requested cancel: the first one unchanged with
-// throw_on_first_exception (S13), else all of them in an aggregate_exception (S12).
-void rethrow_callback_errors(detail::dispatch_outcome& out, bool throw_on_first) {
-  if (!out.first_error) return;
+// Surfaces callback exceptions of a user-requested cancel (`out.first_error` is set): the first
+// one unchanged with throw_on_first_exception (S13), else all of them in an aggregate_exception
+// (S12). Out of line and cold: most cancellations throw nothing.
+[[noreturn, gnu::noinline, gnu::cold]] void rethrow_callback_errors(detail::dispatch_outcome& out,
+                                                                   bool throw_on_first) {
   if (throw_on_first) std::rethrow_exception(out.first_error);
   if (out.errors.empty()) out.errors.push_back(out.first_error);  // collection ran out of memory
   throw aggregate_exception(std::move(out.errors));
 }
 
-bool request_and_rethrow(state* s, const std::exception_ptr& reason, bool throw_on_first) {
+// Runs `request` (which returns a dispatch_outcome) and surfaces the callbacks' exceptions.
+template <class Request>
+bool run_and_rethrow(const Request& request, bool throw_on_first) {
   // S10 (a callback drops the last handle) needs no reference here: DISPATCHING keeps the state
-  // while its callbacks run ([I17]), and `s` is not used after request() returns.
-  // S20 also from a callback inside a std-triggered cancellation: sources std-linked below `s`
-  // are cancelled before we return, not queued on the enclosing drain ([B5] in
+  // while its callbacks run ([I17]), and the state is not used after the request returns.
+  // S20 also from a callback inside a std-triggered cancellation: sources std-linked below the
+  // state are cancelled before we return, not queued on the enclosing drain ([B5] in
   // source_extension.hpp). The scope still hides the drain while the errors are rethrown, which
   // fires no trigger.
   detail::std_trigger_scope scope;
   // Initialised from the prvalue: no default construction and move assignment of the outcome.
-  detail::dispatch_outcome out = state::request(s, reason, throw_on_first);
-  rethrow_callback_errors(out, throw_on_first);
+  detail::dispatch_outcome out = request();
+  if (out.first_error) [[unlikely]] rethrow_callback_errors(out, throw_on_first);
   return out.requested;
 }
+
+bool request_and_rethrow(state* s, const std::exception_ptr& reason, bool throw_on_first) {
+  return run_and_rethrow([&] { return state::request(s, reason, throw_on_first); },
+                         throw_on_first);
+}
+
+// The reason of a cancel() without one: null, shared, so that no call builds a temporary.
+const std::exception_ptr no_reason;
 
 }  // namespace
 
@@ -71,23 +82,18 @@ cancellation_source::~cancellation_source() {
   if (s_ != nullptr) state::release_source_handle(s_);
 }
 
-// Without a reason, a source that never had work is cancelled by one compare-exchange ([I16]:
-// no callback, child, extension or waiter to attend to); otherwise, or when it is contended,
-// the full request. A source known to have had work skips the guess (which would fail: one
-// more read-modify-write). No cancel_options temporary on this path.
-bool cancellation_source::cancel() {
-  if (s_ == nullptr) return false;
-  if (s_->maybe_idle()) {  // else the guess would fail: go straight to the lock
-    switch (s_->request_if_idle()) {
-      case state::idle_request::requested:
-        return true;
-      case state::idle_request::refused:  // S2: later callers return at once
-        return false;
-      case state::idle_request::has_work:
-        break;
-    }
-  }
-  return request_and_rethrow(s_, std::exception_ptr(), false);
+// cancel() (inline in the header) once the idle request found work. Out of line, so that the
+// inline part needs no stack frame.
+bool cancellation_source::cancel_with_work(state* s, std::uint32_t w) {
+  return run_and_rethrow(
+      [&] { return state::request_locked(s, w, no_reason, false); }, false);
+}
+
+// cancel() when its one attempt at the lock found it held: the same, with the spinning lock.
+bool cancellation_source::cancel_contended(state* s) {
+  const std::uint32_t w = s->request_if_idle();
+  if (!(w & state::LOCKED)) return cancel_with_work(s, w);
+  return w == state::IDLE_REQUESTED;
 }
 
 bool cancellation_source::cancel(const cancel_options& options) {

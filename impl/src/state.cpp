@@ -3,11 +3,14 @@
 // destroy_chain (from state::release, when the last reference goes), wait_for_completion (from
 // state::dispose, when the callback runs on another thread) and wait (from the token's blocking
 // and timed waits) are called from the installed headers' inline functions, so each needs exactly
-// one out-of-line definition that every program links: here. The rest of the cold paths are
-// inline in core/state_slow_paths.hpp, so the library's own callers (cancel(), the timers)
-// inline them. Invariants: [I1]..[I17] at the top of detail/state.hpp.
+// one out-of-line definition that every program links: here. So does run_later_batches, the
+// dispatch of the second and later batches [I6], out of line so that a cancel() with one
+// callback carries none of its frame. The rest of the cold paths are inline in
+// core/state_slow_paths.hpp, so the library's own callers (cancel(), the timers) inline them.
+// Invariants: [I1]..[I18] at the top of detail/state.hpp.
 #include "core/state_slow_paths.hpp"
 
+#include <bit>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -34,6 +37,74 @@ void state::destroy_chain(state* s) noexcept {
     delete s;
     s = next_dead;
   }
+}
+
+std::uint32_t state::run_later_batches(std::uint32_t w, dispatch_outcome& out,
+                                       bool throw_on_first) noexcept {
+  callback_node* batch[BATCH];  // the current batch's nodes, by slot [I6]
+  while (head_ != nullptr) {
+    // Under the lock: pop the next batch, latest first, and tag it [I6].
+    const std::size_t base = batch_base_;
+    callback_node* n = head_;
+    unsigned count = 0;
+    do {
+      callback_node* after = n->next;
+      n->prev_next = nullptr;       // not linked [I4]: `next` becomes the tag
+      n->batch_tag = base + count;  // [I6]
+      batch[count] = n;
+      n = after;
+    } while (++count < BATCH && n != nullptr);
+    head_ = n;
+    if (n != nullptr) n->prev_next = &head_;
+    // Slots 1..count-1 are pending; slot 0 starts now, claimed under the lock (running slot 0).
+    std::uint64_t c = (CLAIM_PENDING >> (BATCH - count)) & ~std::uint64_t{1};
+    // relaxed: disposers read it under this lock; this thread's compare-exchanges follow it.
+    claims_.store(c, sync::relaxed);
+    unlock(w);
+    unsigned k = 0;
+    bool stop = false;
+    for (;;) {
+      sync::perturb(sync::site::before_invoke);
+      stop = invoke(batch[k], out) && throw_on_first;  // S13: the rest never run
+      sync::perturb(sync::site::after_invoke);
+      if (stop) break;
+      // Claim the next pending slot, the lowest (latest first, S5); the same compare-exchange
+      // ends slot k [I6]. release: callback k's effects happen-before a disposer's acquire read
+      // that finds slot k ran (S9). relaxed on failure: we retry with the value read. A cleared
+      // bit is a node taken back (S8): skipped, never touched again.
+      std::uint64_t pending = c & CLAIM_PENDING;
+      std::uint64_t next = 0;
+      while (pending != 0) {
+        next = (pending & (pending - 1)) |
+               (std::uint64_t{static_cast<unsigned>(std::countr_zero(pending))}
+                << CLAIM_RUNNING_SHIFT);
+        if (claims_.compare_exchange_weak(c, next, sync::release, sync::relaxed)) break;
+        pending = c & CLAIM_PENDING;
+      }
+      if (pending == 0) break;  // nothing left to claim: slot k ends under the lock
+      if (c & (CLAIM_WAITER | CLAIM_RELEASE)) [[unlikely]] end_of_callback(batch[k], c, base + k);
+      c = next;
+      k = running_slot(next);
+    }
+    // Under the lock: the batch ends [I6]. relaxed: under the lock only we change `claims`.
+    w = lock();
+    c = claims_.load(sync::relaxed);
+    batch_base_ = base + BATCH;  // every tag of this batch is stale from now on [I6]
+    if (stop) {
+      // S13: the pending nodes stay registered, in order (unregister() returns true).
+      for (unsigned j = count; j-- > 0;)
+        if (c & (std::uint64_t{1} << j)) push_front(batch[j]);
+    }
+    // [I18]: the word never lags by more than two batches. release: as in end_of_callback.
+    completions_.store(static_cast<std::uint32_t>(base + k), sync::release);
+    if (c & (CLAIM_WAITER | CLAIM_RELEASE)) [[unlikely]] {
+      unlock(w);
+      end_of_callback(batch[k], c, base + k);
+      w = lock();
+    }
+    if (stop) break;
+  }
+  return w;
 }
 
 void state::wait_for_completion(std::size_t tag) noexcept {

@@ -66,20 +66,18 @@ void drop_source(state* s) { state::release_source_handle(s); }  // ~cancellatio
 
 void drop_ref(state* s) { state::release(s); }  // ~cancellation_token and the like
 
-// cancellation_source::cancel() without a reason: the idle request first [I16], the full request
-// when the state has (or had) work.
+// cancellation_source::cancel() without a reason, step for step as the library's inline one:
+// the idle request from the guess 0 [I16], with the spinning lock when that finds the lock
+// held, then the full request from the lock it holds when the state has work.
 dispatch_outcome cancel(state* s) {
-  dispatch_outcome out;
-  switch (s->request_if_idle()) {
-    case state::idle_request::requested:
-      out.requested = true;
-      return out;
-    case state::idle_request::refused:
-      return out;
-    case state::idle_request::has_work:
-      break;
+  std::uint32_t w = s->try_request_if_idle();
+  if (w == state::IDLE_BUSY) w = s->request_if_idle();
+  if (w & state::LOCKED) {
+    dispatch_outcome out;
+    out.requested = w == state::IDLE_REQUESTED;
+    return out;
   }
-  return state::request(s, nullptr, false);
+  return state::request_locked(s, w, nullptr, false);
 }
 
 // register_callback on a live source: links the node, or runs it inline when cancellation came
@@ -698,11 +696,11 @@ struct sole_owner_vs_extension : rl::test_suite<sole_owner_vs_extension, 2> {
 
 // =============================================================================================
 // 14. the idle request vs the first registration (S1, S6, [I16]): thread 0 cancels a source that
-//     has never had work, so its cancel() may take the one-CAS idle request; thread 1 registers
-//     the first callback at the same moment. The callback runs exactly once: by the canceller
-//     (linked first: HAD_WORK makes the idle guess fail and the full request runs it) or inline
-//     (REQUESTED first). An idle request that loaded the word and then stored REQUESTED, or a
-//     link that did not set HAD_WORK, loses the callback (or the lock).
+//     has never had work, so its cancel() may take the idle request; thread 1 registers the first
+//     callback at the same moment. The callback runs exactly once: by the canceller (linked
+//     first: the idle request finds it under the lock and the full request runs it) or inline
+//     (REQUESTED first). An idle request that ignores the list, or a lock that does not exclude
+//     (a relaxed or non-atomic acquisition), loses the callback.
 // =============================================================================================
 struct idle_cancel_vs_first_registration
     : rl::test_suite<idle_cancel_vs_first_registration, 2> {

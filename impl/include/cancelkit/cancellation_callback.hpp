@@ -60,20 +60,25 @@ class [[nodiscard]] cancellation_callback : private detail::callback_node {
   template <class C>
     requires std::constructible_from<Callback, C> && detail::binds_without_temporary<Callback, C>
   [[nodiscard]] cancellation_callback(const cancellation_token& token, C&& callback)
-      : fn_((detail::require_callable(callback), std::forward<C>(callback))) {
+      : detail::callback_node(&run, written_by_link{}),
+        fn_((detail::require_callable(callback), std::forward<C>(callback))) {
+    // `s_` is written once, below: null unless the node was stored, the only case in which the
+    // node's fields are read again (written_by_link).
     detail::state* s = token.s_;
-    if (s == nullptr) return;  // S7
-    invoke = &run;
-    switch (s->link(this, /*raii=*/true)) {
-      case detail::link_result::linked:
-        s_ = s;
-        break;
-      case detail::link_result::already_requested:  // S6, S14
-        invoke_callback();
-        break;
-      case detail::link_result::cannot_cancel:  // S7
-        break;
+    if (s != nullptr) {
+      switch (s->link(this, /*raii=*/true)) {
+        case detail::link_result::linked:
+          break;
+        case detail::link_result::already_requested:  // S6, S14
+          s_ = nullptr;  // before the call, as a constructed member would be
+          invoke_callback();
+          return;
+        case detail::link_result::cannot_cancel:  // S7
+          s = nullptr;
+          break;
+      }
     }
+    s_ = s;
   }
 
   cancellation_callback(const cancellation_callback&) = delete;
@@ -103,7 +108,7 @@ class [[nodiscard]] cancellation_callback : private detail::callback_node {
   // object type may be consumed as an rvalue; a reference type stays an lvalue of the caller's).
   void invoke_callback() { std::invoke(std::forward<Callback>(fn_)); }
 
-  detail::state* s_ = nullptr;  // non-null iff stored: counted in the state's raii_ [I9]
+  detail::state* s_;  // non-null iff stored: counted in the state's raii_ [I9]
   [[no_unique_address]] Callback fn_;
 };
 

@@ -20,7 +20,6 @@
 
 #include "sync_wait.hpp"
 
-#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -67,13 +66,19 @@ inline void state::release_canceller() noexcept {
 
 inline dispatch_outcome state::request(state* root, const std::exception_ptr& reason,
                                        bool throw_on_first) noexcept {
-  dispatch_outcome out;
-  if (root->is_requested()) return out;  // S2: later callers return at once
-  std::uint32_t w = root->lock();
+  if (root->is_requested()) return dispatch_outcome{};  // S2: later callers return at once
+  const std::uint32_t w = root->lock();
   if (w & (REQUESTED | ORPHANED)) {  // [I2]
     root->unlock(w);
-    return out;
+    return dispatch_outcome{};
   }
+  return request_locked(root, w, reason, throw_on_first);
+}
+
+inline dispatch_outcome state::request_locked(state* root, std::uint32_t w,
+                                              const std::exception_ptr& reason,
+                                              bool throw_on_first) noexcept {
+  dispatch_outcome out;
   out.requested = true;
   root->record_request(w, reason);
   if (!root->has_work()) {
@@ -98,18 +103,6 @@ inline dispatch_outcome state::request(state* root, const std::exception_ptr& re
     s->work_next_ = nullptr;
     w = s->lock();  // claim_children set REQUESTED and DISPATCHING
   }
-}
-
-inline state::idle_request state::request_if_idle() noexcept {
-  // The guess: unlocked, never had work, no waiter, neither requested nor orphaned [I16].
-  std::uint32_t w = 0;
-  // release on success: publishes this thread's earlier writes to every thread that sees
-  // REQUESTED with acquire (S3); nothing else is written [I5] [I16]. acquire on failure: the
-  // `refused` answer carries the ordering of the is_requested() check it replaces (S2); the
-  // other answers lead to the lock, which orders the rest.
-  if (word_.compare_exchange_strong(w, REQUESTED, sync::release, sync::acquire))
-    return idle_request::requested;
-  return (w & (REQUESTED | ORPHANED)) ? idle_request::refused : idle_request::has_work;
 }
 
 inline bool state::reset_registrations() noexcept {
@@ -143,7 +136,7 @@ inline state* state::attach_to_parents(parent_link* links, state* const* parents
     if (l.next) l.next->prev_next = &l.next;
     p->children_ = &l;
     ++link_count_;
-    p->unlock(p->with_work(w));  // a request of p must now run claim_children
+    p->unlock(w);  // a request of p now runs claim_children (has_work() sees the child)
   }
   return nullptr;
 }
@@ -155,8 +148,7 @@ inline state_extension* state::install_extension(state_extension* e) noexcept {
   if (installed == nullptr) {
     // release: publishes `e`'s construction to lock-free readers (extension()).
     ext_.store(e, sync::release);
-    installed = e;
-    w = with_work(w);  // a request must now call on_requested
+    installed = e;  // a request now calls on_requested (has_work() sees it)
   }
   unlock(w);
   return installed;
@@ -172,11 +164,6 @@ inline void state::record_request(std::uint32_t w, const std::exception_ptr& rea
   // relaxed: the futex word only says "look again"; waiters re-read the state under the lock.
   // Only a waiter that set WAITERS under this lock can be asleep on it (see wait()).
   if (w & WAITERS) events_.fetch_add(1, sync::relaxed);
-}
-
-inline bool state::has_work() const noexcept {
-  // relaxed: ext_ is written only under this lock [I14].
-  return head_ != nullptr || children_ != nullptr || ext_.load(sync::relaxed) != nullptr;
 }
 
 inline void state::dispatch(std::uint32_t w, state*& work, dispatch_outcome& out,
@@ -218,75 +205,34 @@ inline void state::announce() noexcept {
 
 inline std::uint32_t state::run_callbacks(std::uint32_t w, dispatch_outcome& out,
                                           bool throw_on_first) noexcept {
-  callback_node* batch[BATCH];  // the current batch's nodes, by slot [I6]
   // The first batch is the first node alone, so that the first callback starts after one pop
   // (cancel() entry to first callback stays as short as with no batches); the claim it saves
   // is paid by the lock hold that ends it and pops the next batch, so this costs no RMW.
-  unsigned limit = 1;
-  while (head_ != nullptr) {
-    // Under the lock: pop the next batch, latest first, and tag it [I6].
-    const std::size_t base = batch_base_;
-    callback_node* n = head_;
-    unsigned count = 0;
-    do {
-      callback_node* after = n->next;
-      n->prev_next = nullptr;       // not linked [I4]: `next` becomes the tag
-      n->batch_tag = base + count;  // [I6]
-      batch[count] = n;
-      n = after;
-    } while (++count < limit && n != nullptr);
-    limit = BATCH;
-    head_ = n;
-    if (n != nullptr) n->prev_next = &head_;
-    // Slots 1..count-1 are pending; slot 0 starts now, claimed under the lock (running slot 0).
-    std::uint64_t c = (CLAIM_PENDING >> (BATCH - count)) & ~std::uint64_t{1};
-    // relaxed: disposers read it under this lock; this thread's compare-exchanges follow it.
-    claims_.store(c, sync::relaxed);
-    unlock(w);  // the first time round, this publishes REQUESTED
-    unsigned k = 0;
-    bool stop = false;
-    for (;;) {
-      sync::perturb(sync::site::before_invoke);
-      stop = invoke(batch[k], out) && throw_on_first;  // S13: the rest never run
-      sync::perturb(sync::site::after_invoke);
-      if (stop) break;
-      // Claim the next pending slot, the lowest (latest first, S5); the same compare-exchange
-      // ends slot k [I6]. release: callback k's effects happen-before a disposer's acquire read
-      // that finds slot k ran (S9). relaxed on failure: we retry with the value read. A cleared
-      // bit is a node taken back (S8): skipped, never touched again.
-      std::uint64_t pending = c & CLAIM_PENDING;
-      std::uint64_t next = 0;
-      while (pending != 0) {
-        next = (pending & (pending - 1)) |
-               (std::uint64_t{static_cast<unsigned>(std::countr_zero(pending))}
-                << CLAIM_RUNNING_SHIFT);
-        if (claims_.compare_exchange_weak(c, next, sync::release, sync::relaxed)) break;
-        pending = c & CLAIM_PENDING;
-      }
-      if (pending == 0) break;  // nothing left to claim: slot k ends under the lock
-      if (c & (CLAIM_WAITER | CLAIM_RELEASE)) [[unlikely]] end_of_callback(batch[k], c, base + k);
-      c = next;
-      k = running_slot(next);
-    }
-    // Under the lock: the batch ends [I6]. relaxed: under the lock only we change `claims`.
+  callback_node* n = head_;
+  if (n == nullptr) return w;  // work, but no callback: children or an extension only
+  head_ = n->next;
+  if (head_ != nullptr) head_->prev_next = &head_;
+  n->prev_next = nullptr;  // not linked [I4]: `next` becomes the tag
+  n->batch_tag = 1;        // slot 0 of the first batch: batch_base_ is still 1 [I6]
+  // Slot 0 starts now, claimed under the lock (running slot 0, nothing pending): `claims` is
+  // still the 0 it was born with (nothing writes it before a batch exists [I6]), no store.
+  unlock(w);  // the first time round, this publishes REQUESTED
+  sync::perturb(sync::site::before_invoke);
+  const bool stop = invoke(n, out) && throw_on_first;  // S13: the rest never run
+  sync::perturb(sync::site::after_invoke);
+  // Under the lock: the batch ends [I6].
+  w = lock();
+  batch_base_ = 1 + BATCH;  // tag 1 is stale from now on [I6]
+  // relaxed: under the lock only we change `claims`; it holds at most the flags [I18]. No store
+  // to `completions`: a waiter for this callback set CLAIM_WAITER, handled here.
+  const std::uint64_t c = claims_.load(sync::relaxed);
+  if (c & (CLAIM_WAITER | CLAIM_RELEASE)) [[unlikely]] {
+    unlock(w);
+    end_of_callback(n, c, 1);
     w = lock();
-    c = claims_.load(sync::relaxed);
-    batch_base_ = base + BATCH;  // every tag of this batch is stale from now on [I6]
-    if (stop) {
-      // S13: the pending nodes stay registered, in order (unregister() returns true).
-      for (unsigned j = count; j-- > 0;)
-        if (c & (std::uint64_t{1} << j)) push_front(batch[j]);
-    }
-    // [I18]: the word never lags by more than a batch. release: as in end_of_callback.
-    completions_.store(static_cast<std::uint32_t>(base + k), sync::release);
-    if (c & (CLAIM_WAITER | CLAIM_RELEASE)) [[unlikely]] {
-      unlock(w);
-      end_of_callback(batch[k], c, base + k);
-      w = lock();
-    }
-    if (stop) break;
   }
-  return w;
+  if (stop || head_ == nullptr) return w;  // S13: nothing of this batch is left to relink
+  return run_later_batches(w, out, throw_on_first);
 }
 
 inline bool state::invoke(callback_node* n, dispatch_outcome& out) noexcept {

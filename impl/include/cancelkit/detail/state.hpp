@@ -10,11 +10,11 @@
 // ---------------------------------------------------------------------------------------------
 // Shared-state invariants (cited in the code as [I1]..[I18])
 //
-// [I1]  `word` holds six flags: REQUESTED (bit 0), LOCKED, ORPHANED, WAITERS, HAD_WORK,
-//       DISPATCHING. While LOCKED is set, only the lock holder changes `word`; so unlocking is a
-//       plain release store of the holder's copy, with any flag changes folded in (no second
-//       read-modify-write). While LOCKED is clear, the one change made without the lock is the
-//       idle request [I16].
+// [I1]  `word` holds five flags: REQUESTED (bit 0), LOCKED, ORPHANED, WAITERS, DISPATCHING.
+//       Every change of `word` is made under the lock: the compare-exchange that sets LOCKED
+//       (from the word as loaded, or from 0 by a caller that expects no flag, [I16]), and the
+//       holder's release store that clears it. So unlocking is a plain store of the holder's
+//       copy, with any flag changes folded in (no second read-modify-write).
 // [I2]  REQUESTED is set at most once and never cleared. ORPHANED likewise. They are never both
 //       set: each is set only under the lock, and only if neither is set yet. (try_reset succeeds
 //       only while neither is set, and clears neither.)
@@ -28,7 +28,7 @@
 //       REQUESTED with acquire may read them without the lock (S3, S16). The idle request [I16]
 //       writes neither: `reason` is still the null it was born with (nothing writes it before a
 //       request), and `dispatcher` is only read while a callback runs, which cannot happen to a
-//       state that never had a callback.
+//       state that had no callback when it was requested (none can be linked afterwards [I4]).
 // [I6]  Dispatch runs the list in batches: the first node alone, then up to BATCH nodes each.
 //       Under the lock, the dispatcher pops the next batch off the front, gives the k-th of its
 //       nodes (k = 0, 1, ..., latest first) the tag `batch_base + k` and keeps the pointers in
@@ -92,16 +92,14 @@
 //       continued the release sequence of), so the extension is visible to the later load. Read
 //       before that load, a null `ext` may be stale (issue 16, defect 2: a timer armed by another
 //       handle then revives freed memory). The order is refs, then ext, then word.
-// [I16] HAD_WORK is set, under the lock and never cleared, when a callback node is linked, a
-//       child is attached below the state, or an extension is installed (try_reset clears none
-//       of it). So a word without HAD_WORK, LOCKED and WAITERS says that `head`, `children` and
-//       `ext` are null and always were, and that nobody sleeps on `events`: a request then has
-//       nothing to do but set REQUESTED. The idle request does exactly that, with ONE
-//       compare-exchange from the word 0 to REQUESTED, without the lock (cancel() without a
-//       reason, S1). Its success proves that at that instant nobody held the lock and no work
-//       existed; anything that links work later takes the lock after it and sees REQUESTED [I4].
-//       It fails on any other word (it guesses the word instead of loading it first, so the cache
-//       line is fetched for writing once), and the caller then takes the full path.
+// [I16] The idle request: a request that finds, under the lock, no callback (`head`), no child
+//       (`children`), no extension (`ext`, [I14]) and no waiter (WAITERS) has nothing to do but
+//       set REQUESTED, and does it in the unlock store itself: one read-modify-write in all
+//       (cancel() without a reason, S1). Anything that adds work later takes the lock after that
+//       store and sees REQUESTED [I4] [I11] [I14]. cancel()'s first access to the word is a
+//       compare-exchange from 0 (try_lock_from_zero), never a load, so the cache line is fetched
+//       for writing once, even while other threads poll the word; a failure that shows REQUESTED
+//       or ORPHANED is the answer (S2, S23), any other takes the lock the usual way.
 // [I17] DISPATCHING is set in the same store that publishes REQUESTED when the request has work
 //       (a callback, a child or an extension), and by a parent's dispatcher for each child it
 //       claims; the dispatcher clears it, under the lock, once it is done with the state. While
@@ -116,9 +114,10 @@
 //       bits). The dispatcher is the only writer of `completions`: it stores a callback's tag
 //       after the callback returned if its compare-exchange (or, at the end of the batch, its
 //       read under the lock) found CLAIM_WAITER, and then wakes; and it stores the last tag at
-//       every batch end. Tags grow, so the word never goes back, and a store for an earlier
-//       callback cannot release a later one's waiter. Stored at every batch end, it never lags
-//       the running tag by more than 2 * BATCH, so the 32-bit comparison cannot wrap. A callback
+//       every batch end but the first's (one node, tag 1). Tags grow, so the word never goes
+//       back, and a store for an earlier callback cannot release a later one's waiter. Stored at
+//       those batch ends, it never lags the running tag by more than 3 * BATCH, so the 32-bit
+//       comparison cannot wrap. A callback
 //       that disposes its own owned node (whose block must outlive the call) sets CLAIM_RELEASE
 //       instead of waiting, and the dispatcher frees the block after the callback returned.
 // ---------------------------------------------------------------------------------------------
@@ -152,6 +151,14 @@ class timer_service;
 #define CANCELKIT_STATE_CACHE 1
 #endif
 
+// A state starts a cache line (see its data members), except in the model checker, whose own
+// new and delete know no alignment.
+#if defined(CANCELKIT_SYNC_RELACY)
+#define CANCELKIT_STATE_ALIGNMENT
+#else
+#define CANCELKIT_STATE_ALIGNMENT alignas(64)
+#endif
+
 namespace cancelkit::detail {
 inline namespace CANCELKIT_CORE_NS {
 
@@ -160,12 +167,20 @@ class state;
 // A registered callback, intrusive: it lives inside a cancellation_callback or a heap block
 // owned by a cancellation_registration. Guarded by its state's lock while linked [I4].
 struct callback_node {
+  callback_node() noexcept : batch_tag(0), prev_next(nullptr), invoke(nullptr) {}
+
+  // A node that is only ever read after a successful link() (cancellation_callback: its
+  // destructor and unregister() read it only when it was stored): link() writes `next` and
+  // `prev_next`, so they are left unwritten here, and registering pays no stores for them.
+  struct written_by_link {};
+  callback_node(void (*fn)(callback_node*), written_by_link) noexcept : invoke(fn) {}
+
   union {
-    callback_node* next;         // while linked [I4]
-    std::size_t batch_tag = 0;   // while not linked: its dispatch batch slot, or 0 [I6]
+    callback_node* next;    // while linked [I4]
+    std::size_t batch_tag;  // while not linked: its dispatch batch slot, or 0 [I6]
   };
-  callback_node** prev_next = nullptr;  // null <=> not linked [I4]
-  void (*invoke)(callback_node*) = nullptr;
+  callback_node** prev_next;  // null <=> not linked [I4]
+  void (*invoke)(callback_node*);
 };
 
 // A node owned by a type-erased cancellation_registration; `release` destroys the callable and
@@ -213,15 +228,14 @@ inline constexpr unsigned state_cache_capacity = 16;
 enum class link_result { linked, already_requested, cannot_cancel };
 enum class wait_result { requested, cannot_cancel, timed_out };
 
-class state final {
+class CANCELKIT_STATE_ALIGNMENT state final {
  public:
   // REQUESTED is bit 0, so the check is one load and one AND, no shift.
   static constexpr std::uint32_t REQUESTED = 1u << 0;
   static constexpr std::uint32_t LOCKED = 1u << 1;
   static constexpr std::uint32_t ORPHANED = 1u << 2;
   static constexpr std::uint32_t WAITERS = 1u << 3;
-  static constexpr std::uint32_t HAD_WORK = 1u << 4;     // [I16]
-  static constexpr std::uint32_t DISPATCHING = 1u << 5;  // [I17]
+  static constexpr std::uint32_t DISPATCHING = 1u << 4;  // [I17]
 
   // The weight of the collective reference of all cancellation_callbacks, and the mask of the
   // unit part of `refs_` [I7] [I8]. No program holds 2^63 (2^31) handles of one state.
@@ -324,11 +338,17 @@ class state final {
   // Links `n` at the front unless the source is cancelled or cannot be cancelled. `raii` marks a
   // cancellation_callback, counted in raii_ instead of refs_ [I9].
   link_result link(callback_node* n, bool raii) noexcept {
-    std::uint32_t w = lock();
-    if (w & (REQUESTED | ORPHANED)) {  // one test on the common path
-      unlock(w);
-      // S6: the caller runs it inline; S7: stores nothing.
-      return (w & REQUESTED) ? link_result::already_requested : link_result::cannot_cancel;
+    std::uint32_t w;
+    if (!try_lock_from_zero(w)) [[unlikely]] {
+      // S6: the caller runs it inline; S7: stores nothing. Neither flag is ever cleared [I2],
+      // so the word as found (acquire) decides without the lock.
+      if (w & REQUESTED) return link_result::already_requested;
+      if (w & ORPHANED) return link_result::cannot_cancel;
+      w = lock();  // contended, or a waiter or a dispatch is there
+      if (w & (REQUESTED | ORPHANED)) {
+        unlock(w);
+        return (w & REQUESTED) ? link_result::already_requested : link_result::cannot_cancel;
+      }
     }
     push_front(n);
     if (raii) {
@@ -339,7 +359,7 @@ class state final {
       }
       ++raii_;  // [I9]
     }
-    unlock(with_work(w));
+    unlock(w);
     return link_result::linked;
   }
 
@@ -370,7 +390,13 @@ class state final {
   dispose_result dispose(callback_node* n, bool raii, bool defer_release) noexcept {
     const std::uint32_t w = lock();
     if (n->prev_next == nullptr) [[unlikely]] return dispose_unlinked(w, n, raii, defer_release);
-    unlink(n);  // [I4]
+    if (raii) {
+      // A cancellation_callback's destructor: the node ends here, so its fields need not say
+      // "not linked" any more (nothing reads them again). Two stores fewer.
+      unlink_from_list(n);
+    } else {
+      unlink(n);  // [I4]: a registration may be disposed (or unregistered) again
+    }
     const bool dead = raii && raii_leave(w);
     unlock(w);
     if (dead) [[unlikely]] destroy_chain(this);
@@ -384,20 +410,35 @@ class state final {
   static dispatch_outcome request(state* root, const std::exception_ptr& reason,
                                   bool throw_on_first) noexcept;
 
-  enum class idle_request { requested, refused, has_work };
+  // request() from the point where `root`'s lock is held: `w` is the holder's copy, with neither
+  // REQUESTED nor ORPHANED set (so this call makes the request). Returns with the lock released.
+  // Always inlined: into request() and into cancel()'s out-of-line part, so that each is one
+  // frame.
+  [[gnu::always_inline]] static dispatch_outcome request_locked(
+      state* root, std::uint32_t w, const std::exception_ptr& reason, bool throw_on_first) noexcept;
 
-  // The idle request [I16]: sets REQUESTED with a null reason in one compare-exchange if the
-  // state never had work. `requested`: done, this call made the request (S1; no callback, child,
-  // extension or waiter exists). `refused`: cancellation was already requested, or the state
-  // cannot be cancelled (S2, S23). `has_work`: nothing changed; take request(). The caller holds
-  // a reference.
-  idle_request request_if_idle() noexcept;
+  // The idle request [I16], for cancel() without a reason. Takes the lock, then returns
+  // IDLE_REQUESTED: this call made the request, and there was nothing more to do (no callback,
+  // child, extension or waiter; S1), or IDLE_REFUSED: cancellation was already requested, or the
+  // state cannot be cancelled (S2, S23) — both with the lock released; or else the holder's copy
+  // of the word, with the lock still held: finish with request_locked(). The two answers have
+  // LOCKED set, which a holder's copy never has, so one test tells them from a word (and the
+  // answer travels in a register, not through memory). The caller holds a reference.
+  static constexpr std::uint32_t IDLE_REQUESTED = LOCKED | REQUESTED;
+  static constexpr std::uint32_t IDLE_REFUSED = LOCKED;
+  std::uint32_t request_if_idle() noexcept { return request_if_idle_locked(lock()); }
 
-  // Whether the idle request is worth trying: the state never had work, as far as this thread
-  // can tell without touching the state word (had_work_hint_).
-  bool maybe_idle() const noexcept {
-    // relaxed: a hint; request_if_idle and request() decide on the word itself.
-    return !had_work_hint_.load(sync::relaxed);
+  // request_if_idle() with one attempt at the lock, the compare-exchange from 0
+  // (try_lock_from_zero): IDLE_BUSY (LOCKED set too) when that found another thread holding the
+  // lock, or a waiter or a dispatch, and nothing was done; cancel() then calls
+  // request_if_idle(). So the uncontended cancel() makes no call, and needs no stack frame.
+  static constexpr std::uint32_t IDLE_BUSY = LOCKED | WAITERS;
+  std::uint32_t try_request_if_idle() noexcept {
+    std::uint32_t w;
+    if (try_lock_from_zero(w)) [[likely]]
+      return request_if_idle_locked(0);
+    // S2, S23: REQUESTED and ORPHANED are never cleared [I2]; acquire on that failure.
+    return (w & (REQUESTED | ORPHANED)) ? IDLE_REFUSED : IDLE_BUSY;
   }
 
   // ---- reset (S18) --------------------------------------------------------------------------
@@ -440,6 +481,19 @@ class state final {
 
   // ---- the lock [I1] ------------------------------------------------------------------------
 
+  // request_if_idle() once the lock is held (`w`: the holder's copy). Inline: cancel() is.
+  std::uint32_t request_if_idle_locked(std::uint32_t w) noexcept {
+    if (w & (REQUESTED | ORPHANED)) {  // [I2]
+      unlock(w);
+      return IDLE_REFUSED;
+    }
+    if ((w & WAITERS) || has_work()) return w;  // the lock stays held
+    // [I16]: nothing to do but publish REQUESTED, which this store does (release: S3). `reason_`
+    // stays the null it was born with and `dispatcher_` is never read: no callback exists [I5].
+    unlock(w | REQUESTED);
+    return IDLE_REQUESTED;
+  }
+
   // Returns the holder's copy of the word: its value now, without LOCKED (which only the store
   // of unlock() clears, so the copy can be stored back as it is).
   std::uint32_t lock() noexcept {
@@ -451,6 +505,21 @@ class state final {
         [[likely]]
       return w;
     return lock_contended(w);
+  }
+
+  // One attempt at the lock for a caller that expects the word to be 0 (no flag: a source
+  // neither cancelled nor orphaned, nobody waiting, no dispatch running), the common case of
+  // registering and of cancelling: ONE compare-exchange from 0, with no load before it, so that
+  // the line is fetched for writing once even while other threads poll the word [I16], and no
+  // load after it (the holder's copy is the 0 it guessed). True: the lock is ours, and the
+  // holder's copy is 0. False: nothing changed, and `w` is the word as found.
+  bool try_lock_from_zero(std::uint32_t& w) noexcept {
+    sync::perturb(sync::site::before_lock);
+    w = 0;
+    // acquire on success: as in lock(). acquire on failure: a caller may act on a REQUESTED or
+    // ORPHANED found here without the lock (neither is ever cleared [I2]), and must then see
+    // what happened before it was set (S3, [I5]), as through is_requested().
+    return word_.compare_exchange_strong(w, LOCKED, sync::acquire, sync::acquire);
   }
 
   // The lock's spinning part, out of line so that every uncontended lock() stays small. `w`: the
@@ -560,14 +629,6 @@ class state final {
     return static_cast<unsigned>((c & CLAIM_RUNNING) >> CLAIM_RUNNING_SHIFT);
   }
 
-  // Under the lock, as work is added (a callback, a child, the extension): the holder's copy `w`
-  // with HAD_WORK set [I16], and the first time also the hint that cancel() reads.
-  std::uint32_t with_work(std::uint32_t w) noexcept {
-    // relaxed: a hint only (see had_work_hint_); the word is the truth.
-    if (!(w & HAD_WORK)) [[unlikely]] had_work_hint_.store(true, sync::relaxed);
-    return w | HAD_WORK;
-  }
-
   // ---- list helpers (under the lock [I3] [I4]) -----------------------------------------------
 
   void push_front(callback_node* n) noexcept {
@@ -578,10 +639,15 @@ class state final {
   }
 
   static void unlink(callback_node* n) noexcept {
-    *n->prev_next = n->next;
-    if (n->next) n->next->prev_next = n->prev_next;
+    unlink_from_list(n);
     n->batch_tag = 0;  // not linked: the union holds the tag [I4] [I6]
     n->prev_next = nullptr;
+  }
+
+  // The list part of unlink(), leaving `n`'s own fields as they were.
+  static void unlink_from_list(callback_node* n) noexcept {
+    *n->prev_next = n->next;
+    if (n->next) n->next->prev_next = n->prev_next;
   }
 
   // S18/S23: every registration is dropped; their unregister() returns false from now on [I4].
@@ -619,8 +685,10 @@ class state final {
   bool raii_leave(std::uint32_t w) noexcept {
     if (--raii_ != RAII_HOLDS) return false;  // others stay, or (never) not held [I9]
     // relaxed: by [I8] a reading of COLLECTIVE under the lock means only the collective reference
-    // is left; a racing try_add_ref is caught by the fetch_sub result below.
-    if (refs_.load(sync::relaxed) != COLLECTIVE) return false;
+    // is left; a racing try_add_ref is caught by the fetch_sub result below. The collective
+    // reference is held (RAII_HOLDS), so `refs` is COLLECTIVE iff its unit part is 0: a shift
+    // out of the top bit, no 64-bit constant.
+    if ((refs_.load(sync::relaxed) << 1) != 0) return false;
     raii_ = 0;
     // acq_rel: see drop_ref.
     const bool dead = refs_.fetch_sub(COLLECTIVE, sync::acq_rel) == COLLECTIVE;
@@ -639,15 +707,18 @@ class state final {
 
   // Whether a request has anything to do beyond setting REQUESTED: callbacks, children, an
   // extension [I14] [I16]. Under the lock.
-  bool has_work() const noexcept;
+  bool has_work() const noexcept {
+    // relaxed: ext_ is written only under this lock [I14].
+    return head_ != nullptr || children_ != nullptr || ext_.load(sync::relaxed) != nullptr;
+  }
 
   // The dispatcher's work on one state, entered under its lock with `w` = the holder's copy with
   // REQUESTED and DISPATCHING set (published by the first unlock here, if not yet). Wakes the
   // waiters and tells the extension before any callback, runs the callbacks (S5, S12, S13),
   // claims the children onto `work` (S19, S20), clears DISPATCHING and frees the state if its
   // last reference went meanwhile [I17]. Returns with the lock released; the state may be gone.
-  // Always inlined into request(), its one caller, with run_callbacks: one frame for the whole
-  // request, so a cancel() with one callback pays one prologue, not three.
+  // Always inlined into request_locked(), its one caller, with run_callbacks: one frame for the
+  // whole request, so a cancel() with one callback pays one prologue, not three.
   [[gnu::always_inline]] void dispatch(std::uint32_t w, state*& work, dispatch_outcome& out,
                                        bool throw_on_first) noexcept;
 
@@ -656,9 +727,14 @@ class state final {
 
   // S5: runs the callbacks, latest first, in batches [I6], until the list is empty. S12/S13:
   // exceptions are collected; with throw_on_first the first one stops the loop and the rest
-  // stay linked. Entered and left under the lock; returns the holder's copy of the word.
+  // stay linked. Entered and left under the lock; returns the holder's copy of the word. The
+  // first batch (one node) is straight code here; the later ones, with their slot array, are
+  // run_later_batches(), out of line, so that a cancel() with one callback carries none of
+  // their frame.
   [[gnu::always_inline]] std::uint32_t run_callbacks(std::uint32_t w, dispatch_outcome& out,
                                                      bool throw_on_first) noexcept;
+  std::uint32_t run_later_batches(std::uint32_t w, dispatch_outcome& out,
+                                  bool throw_on_first) noexcept;  // impl/src/state.cpp
 
   static void record_error(dispatch_outcome& out, std::exception_ptr e) noexcept;
 
@@ -685,28 +761,32 @@ class state final {
   void wait_for_completion(std::size_t tag) noexcept;
 
   // ---- data --------------------------------------------------------------------------------
+  //
+  // Laid out by use: the first 64 bytes (one cache line: the state is aligned to 64 outside the
+  // model checker) hold everything that registering, disposing and a cancel() with a few
+  // callbacks touch, so that those touch one line of the state; the second line holds the rest
+  // (waiters' futex words, cancellers, the reason, the timers, the parent links).
 
-  sync::atomic<std::uint32_t> word_{0};         // [I1] [I2]
-  sync::atomic<std::uint32_t> events_{0};       // futex: bumped at request and at orphaning
-  sync::atomic<std::uint32_t> completions_{0};  // futex: the last tag reported [I18]
-  sync::atomic<std::uint64_t> claims_{0};       // the current batch [I6] [I18]
-  sync::atomic<std::size_t> refs_{1};           // [I7] [I8]
-  sync::atomic<std::size_t> cancellers_{1};     // [I10]
-  sync::atomic<state_extension*> ext_{nullptr};
-
-  // guarded [I3]
-  callback_node* head_ = nullptr;                    // [I4]
-  std::size_t batch_base_ = 1;                       // [I6]: the current batch's first tag
-  // [I7] [I9]: RAII_HOLDS (the collective reference is held) | the number of stored
-  // cancellation_callbacks. One word, so that the last one leaving is one decrement and one
-  // comparison.
+  // -- line 0: the hot fields
+  sync::atomic<std::uint32_t> word_{0};  // [I1] [I2]
+  // guarded [I3]. [I7] [I9]: RAII_HOLDS (the collective reference is held) | the number of
+  // stored cancellation_callbacks. One word, so that the last one leaving is one decrement and
+  // one comparison.
   std::uint32_t raii_ = 0;
   static constexpr std::uint32_t RAII_HOLDS = 1u << 31;
-  parent_link* children_ = nullptr;  // [I11]
+  callback_node* head_ = nullptr;    // guarded [I3] [I4]
+  parent_link* children_ = nullptr;  // guarded [I3] [I11]
+  sync::atomic<state_extension*> ext_{nullptr};  // [I14]
+  sync::atomic<std::size_t> refs_{1};            // [I7] [I8]
+  std::size_t batch_base_ = 1;                   // guarded [I3] [I6]: the current batch's first tag
+  sync::thread_id dispatcher_{};                 // written once before REQUESTED is published [I5]
+  sync::atomic<std::uint64_t> claims_{0};        // the current batch [I6] [I18]
 
-  // written once before REQUESTED is published [I5]
-  std::exception_ptr reason_;
-  sync::thread_id dispatcher_{};
+  // -- line 1
+  sync::atomic<std::uint32_t> completions_{0};  // futex: the last tag reported [I18]
+  sync::atomic<std::uint32_t> events_{0};       // futex: bumped at request and at orphaning
+  sync::atomic<std::size_t> cancellers_{1};     // [I10]
+  std::exception_ptr reason_;  // written once before REQUESTED is published [I5]
 
   // immutable after construction / attach_to_parents
   cancelkit::timer_service* const timers_;
@@ -714,14 +794,6 @@ class state final {
   std::size_t link_count_ = 0;
 
   state* work_next_ = nullptr;  // [I13]
-
-  // A hint, on another cache line than `word_` (it is declared last, at least 64 bytes after
-  // it): true once HAD_WORK was set [I16]. cancel() reads it to choose between the idle request
-  // and the lock without touching `word_`, so the one access it makes to `word_` is a
-  // read-modify-write that fetches the line for writing once, even while other threads poll the
-  // word (a load first would fetch it shared, then again for the write). Only a hint: a stale
-  // value costs one failed compare-exchange or one lock round trip, never a wrong answer.
-  sync::atomic<bool> had_work_hint_{false};
 };
 
 }  // namespace CANCELKIT_CORE_NS

@@ -140,6 +140,9 @@ class atomic {
   T fetch_sub(T v, memory_order mo, here w = here::current()) noexcept {
     return a_(at(w)).fetch_sub(v, mo);
   }
+  T fetch_or(T v, memory_order mo, here w = here::current()) noexcept {
+    return a_(at(w)).fetch_or(v, mo);
+  }
 
   // The futex model (impl/src/core/sync_wait.hpp): how many wake_all() calls this word has
   // seen. Stands for the kernel's wait queue, not for program memory, so it is plain (the
@@ -250,6 +253,7 @@ class atomic {
   }
   T fetch_add(T v, memory_order mo) noexcept { return a_.fetch_add(v, mo); }
   T fetch_sub(T v, memory_order mo) noexcept { return a_.fetch_sub(v, mo); }
+  T fetch_or(T v, memory_order mo) noexcept { return a_.fetch_or(v, mo); }
 
   // For the futex calls of impl/src/core/sync_wait.hpp only.
   std::atomic<T>& native() noexcept { return a_; }
@@ -258,8 +262,14 @@ class atomic {
   std::atomic<T> a_{};
 };
 
-using thread_id = std::thread::id;
-inline thread_id current_thread() noexcept { return std::this_thread::get_id(); }
+// A thread's identity: the address of this thread's instance of a thread_local. Distinct for
+// any two threads alive at the same time (a thread's thread-local block is reused only after
+// the thread ended), which is all the core asks of it: a disposer compares it with the
+// dispatcher's while that thread runs a callback, so is alive. One thread-pointer-relative
+// address, where std::this_thread::get_id() is a call of pthread_self (issue 20).
+using thread_id = const void*;
+inline thread_local const char thread_marker = 0;
+inline thread_id current_thread() noexcept { return &thread_marker; }
 
 // Callbacks per dispatch batch after the first (detail/state.hpp [I6]): one lock round trip per
 // 32 callbacks.

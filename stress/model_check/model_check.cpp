@@ -700,22 +700,30 @@ struct sole_owner_vs_extension : rl::test_suite<sole_owner_vs_extension, 2> {
 //     callback at the same moment. The callback runs exactly once: by the canceller (linked
 //     first: the idle request finds it under the lock and the full request runs it) or inline
 //     (REQUESTED first). An idle request that ignores the list, or a lock that does not exclude
-//     (a relaxed or non-atomic acquisition), loses the callback.
+//     (a relaxed or non-atomic acquisition), loses the callback. Run inline, the callback sees
+//     what the canceller wrote before cancel() (S3, S6): the registration's guess-0
+//     compare-exchange that finds REQUESTED is its acquire (mutant 85: relaxed, DATA RACE).
 // =============================================================================================
 struct idle_cancel_vs_first_registration
     : rl::test_suite<idle_cancel_vs_first_registration, 2> {
   state* s = nullptr;
   node<idle_cancel_vs_first_registration> reg;
   rl::var<int> ran;
+  rl::var<int> payload;  // written by the canceller before cancel()
 
   void before() {
     s = make_state(1, 1);  // thread 0's source handle, the registration's reference
     ran($) = 0;
+    payload($) = 0;
     reg = node<idle_cancel_vs_first_registration>(this, 0);
   }
-  void on_callback(node<idle_cancel_vs_first_registration>*) { ran($) = ran($) + 1; }
+  void on_callback(node<idle_cancel_vs_first_registration>*) {
+    RL_ASSERT(payload($) == 42);  // S3: by the canceller, or inline after seeing REQUESTED
+    ran($) = ran($) + 1;
+  }
   void thread(unsigned i) {
     if (i == 0) {
+      payload($) = 42;
       RL_ASSERT(cancel(s).requested);
       drop_source(s);
       return;

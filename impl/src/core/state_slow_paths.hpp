@@ -1,19 +1,21 @@
 // impl/src/core/state_slow_paths.hpp — the concurrent core's cold paths, out of the public header.
 //
 // The core is ONE class, `detail::state` (impl/include/cancelkit/detail/state.hpp: its
-// invariants [I1]..[I17], its data and its hot paths: the check, register, unregister, dispose,
-// reference counting). Its cold paths are defined here: cancellation and dispatch, orphaning,
-// linking below parents, extensions, resets, and the sole-owner free. Users' code never calls
-// them directly (they are reached through the library's out-of-line functions), so they need
-// not be in an installed header: keeping them here keeps the public headers small (issue 21,
-// part 5) while `cancel()` still inlines them. Each function is documented once, at its
-// declaration in state.hpp; the comments here say why each step is right, citing the invariants.
+// invariants [I1]..[I18], its data and its hot paths: the check, register, unregister, dispose,
+// reference counting, and the idle request that the inline cancel() makes). Its cold paths are
+// defined here: the request and the first dispatch batch, orphaning, linking below parents,
+// extensions, resets, and the sole-owner free. Users' code never calls them directly (they are
+// reached through the library's out-of-line functions), so they need not be in an installed
+// header: keeping them here keeps the public headers small (issue 21, part 5) while the
+// library's callers still inline them. Each function is documented once, at its declaration in
+// state.hpp; the comments here say why each step is right, citing the invariants.
 //
 // Included by the library's sources (impl/src) and by the model checker, which compiles this
 // same code through the seam (detail/sync.hpp) against Relacy; never a copy. The three slow
 // paths that the public headers' inline code does call (destroy_chain from release(),
-// wait_for_completion from dispose(), wait from the token's timed waits) are defined out of line
-// in impl/src/state.cpp.
+// wait_for_completion from dispose(), wait from the token's timed waits), and the dispatch of
+// the later batches (run_later_batches, out of line so that a cancel() with one callback
+// carries none of its frame), are defined in impl/src/state.cpp.
 #pragma once
 
 #include <cancelkit/detail/state.hpp>

@@ -140,9 +140,6 @@ class atomic {
   T fetch_sub(T v, memory_order mo, here w = here::current()) noexcept {
     return a_(at(w)).fetch_sub(v, mo);
   }
-  T fetch_or(T v, memory_order mo, here w = here::current()) noexcept {
-    return a_(at(w)).fetch_or(v, mo);
-  }
 
   // The futex model (impl/src/core/sync_wait.hpp): how many wake_all() calls this word has
   // seen. Stands for the kernel's wait queue, not for program memory, so it is plain (the
@@ -253,7 +250,6 @@ class atomic {
   }
   T fetch_add(T v, memory_order mo) noexcept { return a_.fetch_add(v, mo); }
   T fetch_sub(T v, memory_order mo) noexcept { return a_.fetch_sub(v, mo); }
-  T fetch_or(T v, memory_order mo) noexcept { return a_.fetch_or(v, mo); }
 
   // For the futex calls of impl/src/core/sync_wait.hpp only.
   std::atomic<T>& native() noexcept { return a_; }

@@ -10,7 +10,6 @@
 // Invariants: [I1]..[I18] at the top of detail/state.hpp.
 #include "core/state_slow_paths.hpp"
 
-#include <bit>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -46,7 +45,7 @@ std::uint32_t state::run_later_batches(std::uint32_t w, dispatch_outcome& out,
     // Under the lock: pop the next batch, latest first, and tag it [I6].
     const std::size_t base = batch_base_;
     callback_node* n = head_;
-    unsigned count = 0;
+    std::size_t count = 0;
     do {
       callback_node* after = n->next;
       n->prev_next = nullptr;       // not linked [I4]: `next` becomes the tag
@@ -56,50 +55,61 @@ std::uint32_t state::run_later_batches(std::uint32_t w, dispatch_outcome& out,
     } while (++count < BATCH && n != nullptr);
     head_ = n;
     if (n != nullptr) n->prev_next = &head_;
-    // Slots 1..count-1 are pending; slot 0 starts now, claimed under the lock (running slot 0).
-    std::uint64_t c = (CLAIM_PENDING >> (BATCH - count)) & ~std::uint64_t{1};
-    // relaxed: disposers read it under this lock; this thread's compare-exchanges follow it.
-    claims_.store(c, sync::relaxed);
+    // Slot 0 runs, the others are pending: `claims` is 0 [I6]. relaxed: disposers read it under
+    // this lock; this thread's fetch_adds follow it.
+    claims_.store(0, sync::relaxed);
     unlock(w);
-    unsigned k = 0;
+    callback_node** slot = batch;  // the running slot, r of `claims`
+    callback_node** const last = batch + (count - 1);
+    std::uint64_t attention = claim_attention(0);  // shifted along with the slot
     bool stop = false;
     for (;;) {
       sync::perturb(sync::site::before_invoke);
-      stop = invoke(batch[k], out) && throw_on_first;  // S13: the rest never run
+      stop = invoke(*slot, out) && throw_on_first;  // S13: the rest never run
       sync::perturb(sync::site::after_invoke);
       if (stop) break;
-      // Claim the next pending slot, the lowest (latest first, S5); the same compare-exchange
-      // ends slot k [I6]. release: callback k's effects happen-before a disposer's acquire read
-      // that finds slot k ran (S9). relaxed on failure: we retry with the value read. A cleared
-      // bit is a node taken back (S8): skipped, never touched again.
-      std::uint64_t pending = c & CLAIM_PENDING;
-      std::uint64_t next = 0;
-      while (pending != 0) {
-        next = (pending & (pending - 1)) |
-               (std::uint64_t{static_cast<unsigned>(std::countr_zero(pending))}
-                << CLAIM_RUNNING_SHIFT);
-        if (claims_.compare_exchange_weak(c, next, sync::release, sync::relaxed)) break;
-        pending = c & CLAIM_PENDING;
+      // End the slot and claim the next one not taken back (latest first, S5): one fetch_add
+      // each [I6]; the last slot ends under the lock. release: the callback's effects
+      // happen-before a disposer's acquire read that finds its slot ran (S9). Nothing to
+      // acquire: the disposers' bits only say what to skip or to signal.
+      bool claimed = false;
+      while (slot != last) {
+        const std::uint64_t c = claims_.fetch_add(1, sync::release);
+        const std::uint64_t seen = c & attention;
+        attention <<= 1;
+        ++slot;
+        if (seen == 0) [[likely]] {  // no waiter, no release, the next slot still pending
+          claimed = true;
+          break;
+        }
+        const auto j = static_cast<unsigned>(slot - batch);  // the slot just claimed
+        if (seen & (claim_waiter(j - 1) | claim_release(j - 1)))
+          end_of_callback(slot[-1], c, j - 1, base + j - 1);
+        if (!(seen & claim_taken(j))) {
+          claimed = true;
+          break;
+        }
+        // Slot j was taken back before r reached it (S8): skipped, never touched [I6]. Nobody
+        // waits for it or releases it (its tag is 0).
       }
-      if (pending == 0) break;  // nothing left to claim: slot k ends under the lock
-      if (c & (CLAIM_WAITER | CLAIM_RELEASE)) [[unlikely]] end_of_callback(batch[k], c, base + k);
-      c = next;
-      k = running_slot(next);
+      if (!claimed) break;
     }
-    // Under the lock: the batch ends [I6]. relaxed: under the lock only we change `claims`.
+    const auto k = static_cast<unsigned>(slot - batch);  // the last slot that ran or was skipped
+    // Under the lock: the batch ends [I6]. relaxed: disposers set their bits under the lock.
     w = lock();
-    c = claims_.load(sync::relaxed);
+    const std::uint64_t c = claims_.load(sync::relaxed);
     batch_base_ = base + BATCH;  // every tag of this batch is stale from now on [I6]
     if (stop) {
-      // S13: the pending nodes stay registered, in order (unregister() returns true).
-      for (unsigned j = count; j-- > 0;)
-        if (c & (std::uint64_t{1} << j)) push_front(batch[j]);
+      // S13: the pending nodes (after slot k, not taken back) stay registered, in order
+      // (unregister() returns true).
+      for (auto j = static_cast<unsigned>(count); j-- > k + 1;)
+        if (!(c & claim_taken(j))) push_front(batch[j]);
     }
     // [I18]: the word never lags by more than two batches. release: as in end_of_callback.
     completions_.store(static_cast<std::uint32_t>(base + k), sync::release);
-    if (c & (CLAIM_WAITER | CLAIM_RELEASE)) [[unlikely]] {
+    if (c & (claim_waiter(k) | claim_release(k))) [[unlikely]] {
       unlock(w);
-      end_of_callback(batch[k], c, base + k);
+      end_of_callback(batch[k], c, k, base + k);
       w = lock();
     }
     if (stop) break;

@@ -1,8 +1,9 @@
 // S5, S8–S11, S13 where dispatch batches meet them: cancel() runs the callbacks in batches
 // ([I6] in detail/state.hpp: the first callback alone, then detail::state::BATCH at a time), one
-// lock round trip per batch and one compare-exchange per callback. These tests put registrations on both sides of a batch end, in
-// the slot that starts under the lock (the first of a batch), in a pending one, and in the list
-// beyond the batch, and check that what a user sees does not depend on where a callback falls.
+// lock round trip per batch and one fetch_add per callback. These tests put registrations on both
+// sides of a batch end, in the slot that starts under the lock (the first of a batch), in a
+// pending one, and in the list beyond the batch, and check that what a user sees does not depend
+// on where a callback falls.
 #include <cancelkit/cancelkit.hpp>
 
 #include <atomic>
@@ -163,12 +164,12 @@ TEST(DispatchBatches, ThrowOnFirstInTheMiddleOfABatch_SkippedOnesStayRegistered)
 
 // dispose() on another thread while the callback runs waits for it, wherever the callback is in
 // its batch: the first slot of a batch (started under the lock), a middle one (its end reported
-// by the claim of the next slot) and the last (its end reported at the batch end, under the
+// by the fetch_add that claims the next slot) and the last (its end reported at the batch end, under the
 // lock).
 TEST(DispatchBatches, DisposeOnAnotherThread_WaitsForTheRunningCallbackInAnySlot) {  // S9, S11
   const int n = 2 * kBatch + 1;
   // Batch 0 (ended under the lock), batch 1's first slot (claimed under the lock, ended by the
-  // claim of the next), a middle one (claimed and ended by compare-exchanges), batch 1's last
+  // claim of the next), a middle one (claimed and ended by fetch_adds), batch 1's last
   // (ended under the lock), and the very last.
   const std::vector<int> positions = {0, first_of(1), kBatch / 2, last_of(1), n - 1};
   for (int position : positions) {
@@ -196,5 +197,42 @@ TEST(DispatchBatches, DisposeOnAnotherThread_WaitsForTheRunningCallbackInAnySlot
     });
     disposer.join();
     canceller.join();
+  }
+}
+
+// A disposer waiting for a callback in the middle of a batch is released when that callback
+// returns, not when the batch ends [I18]: here the next callback of the same batch waits for the
+// disposer to have returned, which a release deferred to the batch end would never allow (S9).
+TEST(DispatchBatches, DisposeOnAnotherThread_ReturnsBeforeTheNextCallbackOfTheBatchEnds) {
+  const int n = 2 * kBatch + 1;
+  for (int position : {first_of(1), first_of(1) + kBatch / 2, last_of(1) - 1}) {
+    cancellation_source s;
+    std::atomic<bool> started{false};
+    std::atomic<bool> disposed{false};
+    std::atomic<bool> next_saw_dispose{false};
+    std::vector<cancellation_registration> regs;
+    const int target = n - 1 - position;
+    for (int id = 0; id < n; ++id) {
+      if (id == target) {
+        regs.push_back(s.token().register_callback([&] {
+          started = true;
+          std::this_thread::sleep_for(10ms);  // long enough for the disposer to start waiting
+        }));
+      } else if (id == target - 1) {  // runs right after the target, in the same batch
+        regs.push_back(s.token().register_callback(
+            [&] { next_saw_dispose = eventually([&] { return disposed.load(); }); }));
+      } else {
+        regs.push_back(s.token().register_callback([] {}));
+      }
+    }
+    bounded_thread canceller([&] { s.cancel(); });
+    ASSERT_TRUE(eventually([&] { return started.load(); })) << "position " << position;
+    bounded_thread disposer([&] {
+      regs[static_cast<std::size_t>(target)].dispose();
+      disposed = true;
+    });
+    disposer.join();
+    canceller.join();
+    EXPECT_TRUE(next_saw_dispose.load()) << "position " << position;
   }
 }

@@ -56,6 +56,11 @@ inline bool state::try_destroy_sole_owner() noexcept {
 
 inline void state::release_source_handle(state* s) noexcept {
   if (s->try_destroy_sole_owner()) return;  // the common case: nothing else ever saw the state
+  release_shared_source_handle(s);
+}
+
+// Out of line, so that the common case above saves no registers for it.
+[[gnu::noinline]] inline void state::release_shared_source_handle(state* s) noexcept {
   s->release_canceller();  // may orphan the state (S23); we still hold our reference
   release(s);
 }
@@ -225,12 +230,12 @@ inline std::uint32_t state::run_callbacks(std::uint32_t w, dispatch_outcome& out
   // Under the lock: the batch ends [I6].
   w = lock();
   batch_base_ = 1 + BATCH;  // tag 1 is stale from now on [I6]
-  // relaxed: under the lock only we change `claims`; it holds at most the flags [I18]. No store
-  // to `completions`: a waiter for this callback set CLAIM_WAITER, handled here.
+  // relaxed: under the lock only we change `claims`; it holds at most slot 0's flags [I18]. No
+  // store to `completions`: a waiter for this callback set WAITER(0), handled here.
   const std::uint64_t c = claims_.load(sync::relaxed);
-  if (c & (CLAIM_WAITER | CLAIM_RELEASE)) [[unlikely]] {
+  if (c & (claim_waiter(0) | claim_release(0))) [[unlikely]] {
     unlock(w);
-    end_of_callback(n, c, 1);
+    end_of_callback(n, c, 0, 1);
     w = lock();
   }
   if (stop || head_ == nullptr) return w;  // S13: nothing of this batch is left to relink
@@ -247,14 +252,15 @@ inline bool state::invoke(callback_node* n, dispatch_outcome& out) noexcept {
   }
 }
 
-inline void state::end_of_callback(callback_node* n, std::uint64_t c, std::size_t tag) noexcept {
-  if (c & CLAIM_WAITER) {
+inline void state::end_of_callback(callback_node* n, std::uint64_t c, unsigned slot,
+                                   std::size_t tag) noexcept {
+  if (c & claim_waiter(slot)) {
     // release: the callback's effects happen-before the disposer's acquire load, which then
     // returns (S9). A plain store: the dispatcher is the only writer [I18].
     completions_.store(static_cast<std::uint32_t>(tag), sync::release);
     sync::wake_all(completions_);
   }
-  if (c & CLAIM_RELEASE) {  // disposed from inside its own callback: its block is ours to free
+  if (c & claim_release(slot)) {  // disposed from inside its own callback: the block is ours
     auto* o = static_cast<owned_callback_node*>(n);
     o->release(o);
   }
@@ -268,7 +274,8 @@ inline void state::record_error(dispatch_outcome& out, std::exception_ptr e) noe
   // later one as if it came first (S12, S15).
   if (out.errors_truncated) return;
   try {
-    out.errors.push_back(std::move(e));
+    if (out.errors == nullptr) out.errors = new std::vector<std::exception_ptr>();
+    out.errors->push_back(std::move(e));
   } catch (...) {
     out.errors_truncated = true;  // out of memory while collecting
   }

@@ -32,23 +32,29 @@
 // [I6]  Dispatch runs the list in batches: the first node alone, then up to BATCH nodes each.
 //       Under the lock, the dispatcher pops the next batch off the front, gives the k-th of its
 //       nodes (k = 0, 1, ..., latest first) the tag `batch_base + k` and keeps the pointers in
-//       its own frame; node 0 starts at once (claimed under the lock), the others are
-//       *pending*: bit k of `claims`.
+//       its own frame; `claims` starts the batch at 0: slot 0 runs (the running slot r, bits
+//       0..7 of `claims`, is 0), every other slot is pending.
 //       A node of the current batch is one whose tag t has `t - batch_base < BATCH`; the batch
 //       ends under the lock, which adds BATCH to `batch_base`, so every tag of an ended batch is
 //       stale (tags only grow: a state is dispatched once, and 0 means "never batched").
-//       Between the two lock holds the dispatcher takes the pending slot k with ONE
-//       compare-exchange of `claims`, which also moves the running slot (`claims` bits 32..37)
-//       from the callback that just returned to k. So a node of the current batch is, by
-//       `claims`: pending (bit set: unregister() takes it back, clearing the bit, under the lock
-//       [S8]), running (bit clear, running slot = k) or ran (bit clear, another running slot:
-//       slots are claimed in ascending order). Whoever clears a pending bit owns the node's fate:
-//       the dispatcher runs it, or the unregistering thread has removed it and the dispatcher
-//       never touches it again. No lock round trip per callback: one compare-exchange per
-//       callback, one lock round trip per batch. Only the dispatcher changes `claims` outside the
-//       lock, and only it sets bits; everyone else clears them or adds a flag, under the lock.
+//       Between the two lock holds the dispatcher moves from slot k to slot k + 1 with ONE
+//       fetch_add of 1 to `claims`: it ends slot k and claims slot k + 1 in one read-modify-
+//       write, with no loop and no failure. So a node of the current batch, in slot j, is by
+//       `claims`: pending while j > r (unregister() takes it back by setting TAKEN(j) with a
+//       compare-exchange, under the lock [S8], which fails if r moved), running while j == r,
+//       ran once j < r. Whoever decides a pending slot owns the node's fate: the dispatcher's
+//       fetch_add returns the word as it was just before r reached j; without TAKEN(j) in it
+//       the dispatcher runs the node (any later compare-exchange of a disposer fails: it
+//       expected the old r), with it the unregistering thread has removed the node and the
+//       dispatcher skips it, never touching it again. One read-modify-write per callback, one
+//       lock round trip per batch, as with a lock per callback but without its unlocking store
+//       and list surgery on the hot line. Only the dispatcher changes r, and only outside the
+//       lock; everyone else only sets per-slot bits (TAKEN, WAITER, RELEASE [I18]), under the
+//       lock, never clears one. The dispatcher never adds past the last slot (it ends that one
+//       under the lock), so r never carries into the bits above it.
 //       With throw_on_first (S13) the batch ends early and its pending nodes are linked again,
-//       in order: they stay registered (unregister() returns true) and never run.// [I7]  `refs` counts what keeps the memory alive: source handles, tokens, registrations,
+//       in order: they stay registered (unregister() returns true) and never run.
+// [I7]  `refs` counts what keeps the memory alive: source handles, tokens, registrations,
 //       temporary references of timers and of orphan propagation, each child's link to a parent,
 //       each unit weighing 1, plus ONE collective reference for all cancellation_callbacks
 //       (RAII_HOLDS in `raii`), weighing COLLECTIVE (the top bit), taken by the first
@@ -108,18 +114,20 @@
 //       DISPATCHING and finds `refs == 0` (S10: a callback may drop the last handle). Both
 //       decisions are made under the lock, so exactly one thread frees. The sole-owner free
 //       (try_destroy_sole_owner) never runs while DISPATCHING is set.
-// [I18] A disposer on another thread that finds its node running [I6] sets CLAIM_WAITER in
-//       `claims` (a compare-exchange that also re-checks that the node still runs) and waits
-//       until `completions` has reached its node's tag (serial-number order on the tags' low 32
-//       bits). The dispatcher is the only writer of `completions`: it stores a callback's tag
-//       after the callback returned if its compare-exchange (or, at the end of the batch, its
-//       read under the lock) found CLAIM_WAITER, and then wakes; and it stores the last tag at
-//       every batch end but the first's (one node, tag 1). Tags grow, so the word never goes
-//       back, and a store for an earlier callback cannot release a later one's waiter. Stored at
-//       those batch ends, it never lags the running tag by more than 3 * BATCH, so the 32-bit
-//       comparison cannot wrap. A callback
-//       that disposes its own owned node (whose block must outlive the call) sets CLAIM_RELEASE
-//       instead of waiting, and the dispatcher frees the block after the callback returned.
+// [I18] A disposer on another thread that finds its node running [I6] (slot j == r) sets
+//       WAITER(j) in `claims` (a compare-exchange that also re-checks that r is still j) and
+//       waits until `completions` has reached its node's tag (serial-number order on the tags'
+//       low 32 bits). The dispatcher is the only writer of `completions`: it stores a callback's
+//       tag after the callback returned if the fetch_add that ended the slot (or, for a batch's
+//       last slot, its read under the lock) found WAITER of that slot, and then wakes; and it
+//       stores the last tag at every batch end but the first's (one node, tag 1). Tags grow, so
+//       the word never goes back, and a store for an earlier callback cannot release a later
+//       one's waiter. Stored at those batch ends, it never lags the running tag by more than
+//       3 * BATCH, so the 32-bit comparison cannot wrap. A callback that disposes its own owned
+//       node (whose block must outlive the call) sets RELEASE(j) instead of waiting, and the
+//       dispatcher frees the block after the callback returned. The bits are per slot, so a
+//       flag of slot j is never mistaken for one of a later slot, and nobody needs to clear
+//       one: the next batch starts `claims` at 0 again.
 // ---------------------------------------------------------------------------------------------
 #pragma once
 
@@ -212,14 +220,30 @@ class state_extension {
 };
 
 // What a cancellation request produced. Callback exceptions are reported, never thrown, by the
-// core; the public layer decides how to surface them (S12, S13, S15).
+// core; the public layer decides how to surface them (S12, S13, S15). A request whose callbacks
+// throw nothing builds no vector and destroys nothing: `errors` is allocated with the first
+// exception, and only an outcome with `first_error` set can own one.
 struct dispatch_outcome {
-  bool requested = false;             // this call set REQUESTED on the root (S2)
-  std::exception_ptr first_error;     // first exception any callback threw
-  std::vector<std::exception_ptr> errors;  // all of them, in the order the callbacks ran
-  // Collecting ran out of memory: `errors` holds the first ones only (in order; none if the
-  // first could not be stored, which leaves first_error to report).
+  bool requested = false;  // this call set REQUESTED on the root (S2)
+  // Collecting ran out of memory: `errors` holds the first ones only (in order; none, or no
+  // vector, if the first could not be stored, which leaves first_error to report).
   bool errors_truncated = false;
+  // Owned: every exception, in the order the callbacks ran; null until the first one.
+  std::vector<std::exception_ptr>* errors = nullptr;
+  std::exception_ptr first_error;  // first exception any callback threw
+
+  dispatch_outcome() = default;
+  dispatch_outcome(dispatch_outcome&& other) noexcept
+      : requested(other.requested),
+        errors_truncated(other.errors_truncated),
+        errors(std::exchange(other.errors, nullptr)),
+        first_error(std::move(other.first_error)) {}
+  dispatch_outcome& operator=(dispatch_outcome&&) = delete;
+  // Tests first_error, not `errors`: the caller has just tested it, so with no exception the
+  // compiler folds the destruction away.
+  ~dispatch_outcome() {
+    if (first_error) [[unlikely]] delete errors;
+  }
 };
 
 // At most this many freed states wait in one thread's cache for reuse (CANCELKIT_STATE_CACHE).
@@ -242,16 +266,27 @@ class CANCELKIT_STATE_ALIGNMENT state final {
   static constexpr std::size_t COLLECTIVE = ~(~std::size_t{0} >> 1);
   static constexpr std::size_t UNITS = ~COLLECTIVE;
 
-  // Dispatch batches [I6] [I18]: `claims_` holds the pending slots (bits 0..BATCH-1), the
-  // running slot (bits 32..37) and the two flags. The model checker uses batches of 2, so that
-  // its small tests cross batch ends; the library, 32.
+  // Dispatch batches [I6] [I18]: `claims_` holds the running slot (bits 0..7) and, for slot j,
+  // TAKEN(j) (bit 8 + j), WAITER(j) (bit 24 + j) and RELEASE(j) (bit 40 + j). The model checker
+  // uses batches of 2, so that its small tests cross batch ends; the library, 16 (three bits per
+  // slot and the running slot fill 56 of the 64 bits).
   static constexpr unsigned BATCH = sync::dispatch_batch;
-  static_assert(BATCH >= 1 && BATCH <= 32);
-  static constexpr std::uint64_t CLAIM_PENDING = (std::uint64_t{1} << BATCH) - 1;
-  static constexpr unsigned CLAIM_RUNNING_SHIFT = 32;
-  static constexpr std::uint64_t CLAIM_RUNNING = std::uint64_t{0x3f} << CLAIM_RUNNING_SHIFT;
-  static constexpr std::uint64_t CLAIM_WAITER = std::uint64_t{1} << 40;   // [I18]
-  static constexpr std::uint64_t CLAIM_RELEASE = std::uint64_t{1} << 41;  // [I18]
+  static_assert(BATCH >= 1 && BATCH <= 16);
+  static constexpr std::uint64_t CLAIM_RUNNING = 0xff;
+  static constexpr std::uint64_t claim_taken(unsigned j) noexcept {
+    return std::uint64_t{1} << (8 + j);
+  }
+  static constexpr std::uint64_t claim_waiter(unsigned j) noexcept {
+    return std::uint64_t{1} << (24 + j);
+  }
+  static constexpr std::uint64_t claim_release(unsigned j) noexcept {
+    return std::uint64_t{1} << (40 + j);
+  }
+  // The flags that, found by the fetch_add that ends slot j, need a look: slot j's waiter or
+  // release, or the next slot taken back. Shifted left by one per slot.
+  static constexpr std::uint64_t claim_attention(unsigned j) noexcept {
+    return claim_waiter(j) | claim_release(j) | claim_taken(j + 1);
+  }
 
   // A new state has one reference and one canceller: the creating source handle.
   explicit state(cancelkit::timer_service* timers = nullptr) noexcept : timers_(timers) {}
@@ -321,6 +356,7 @@ class CANCELKIT_STATE_ALIGNMENT state final {
 
   // ~cancellation_source: one source handle lets go (a reference and a canceller).
   static void release_source_handle(state* s) noexcept;
+  static void release_shared_source_handle(state* s) noexcept;  // the rest of it
 
   // ---- cancellers [I10] ---------------------------------------------------------------------
 
@@ -372,7 +408,8 @@ class CANCELKIT_STATE_ALIGNMENT state final {
       unlink(n);
     } else {
       std::uint64_t c;
-      removed = take_back(n, c) == slot_state::taken_back;  // pending in a batch [I6]
+      unsigned j;
+      removed = take_back(n, c, j) == slot_state::taken_back;  // pending in a batch [I6]
     }
     unlock(w);
     return removed;
@@ -565,7 +602,8 @@ class CANCELKIT_STATE_ALIGNMENT state final {
                                                     bool defer_release) noexcept {
     for (;;) {
       std::uint64_t c;
-      if (take_back(n, c) != slot_state::running) break;  // removed now, or not in a batch
+      unsigned j;
+      if (take_back(n, c, j) != slot_state::running) break;  // removed now, or not running
       if (dispatcher_ == sync::current_thread()) {
         // S9/S10: disposing from inside its own callback — waiting would deadlock. [I5] makes
         // `dispatcher_` stable once REQUESTED is set, which a batch implies.
@@ -573,7 +611,7 @@ class CANCELKIT_STATE_ALIGNMENT state final {
         if (defer_release) {
           // relaxed: besides the lock holders (us), only the dispatcher writes `claims`, and
           // it is this thread, inside the callback; it reads the flag after the call [I18].
-          claims_.store(c | CLAIM_RELEASE, sync::relaxed);
+          claims_.store(c | claim_release(j), sync::relaxed);
           r = dispose_result::deferred_release;
         }
         // Cannot free the state: DISPATCHING is set while the callback runs [I17].
@@ -584,8 +622,9 @@ class CANCELKIT_STATE_ALIGNMENT state final {
       // Another thread runs it: ask for its completion [I18]. The flag only asks for a store
       // that the wait below reads with acquire, so success needs no order of its own (acquire
       // for g++ 12, as in take_back). acquire on failure: a failure that shows the node ran
-      // must carry the callback's effects (S9), as take_back's loads do.
-      if (claims_.compare_exchange_weak(c, c | CLAIM_WAITER, sync::acquire, sync::acquire)) {
+      // must carry the callback's effects (S9), as take_back's loads do. The comparison with
+      // the whole word fails if the dispatcher moved on meanwhile [I6].
+      if (claims_.compare_exchange_weak(c, c | claim_waiter(j), sync::acquire, sync::acquire)) {
         const std::size_t tag = n->batch_tag;
         unlock(w);
         sync::perturb(sync::site::dispose_before_wait);
@@ -603,30 +642,31 @@ class CANCELKIT_STATE_ALIGNMENT state final {
   }
 
   // Under the lock: where `n` (not linked) stands in the current dispatch batch [I6], taking it
-  // back if it is still pending (S8). `c` receives `claims` as last read. Out of line: only a
-  // node that is no longer linked gets here.
+  // back if it is still pending (S8). `c` receives `claims` as last read, `j` the node's slot.
+  // Out of line: only a node that is no longer linked gets here.
   enum class slot_state { not_in_batch, taken_back, running, ran };
-  [[gnu::noinline]] slot_state take_back(callback_node* n, std::uint64_t& c) noexcept {
+  [[gnu::noinline]] slot_state take_back(callback_node* n, std::uint64_t& c,
+                                         unsigned& j) noexcept {
     const std::size_t k = n->batch_tag - batch_base_;  // wraps to a huge value for stale tags
     if (k >= BATCH) return slot_state::not_in_batch;
-    const std::uint64_t bit = std::uint64_t{1} << k;
-    // acquire: if the dispatcher has moved past slot k, its release compare-exchange is what
-    // we read, and the callback's effects happen-before our caller's return (S9).
+    j = static_cast<unsigned>(k);
+    // acquire: if the dispatcher has moved past slot j, its release fetch_add (or a later one
+    // of the same release sequence) is what we read, and the callback's effects happen-before
+    // our caller's return (S9).
     c = claims_.load(sync::acquire);
-    while (c & bit) {
-      // Clearing the bit removes the node; the dispatcher, whose claim then fails, never touches
-      // it again, so success publishes nothing (acquire only because g++ 12 rejects a failure
-      // order stronger than the success order). acquire on failure: as above.
-      if (claims_.compare_exchange_weak(c, c & ~bit, sync::acquire, sync::acquire)) {
+    for (;;) {
+      const std::uint64_t r = c & CLAIM_RUNNING;
+      if (j < r) return slot_state::ran;
+      if (j == r) return slot_state::running;
+      // Pending: TAKEN(j) removes the node, if r has not reached j meanwhile (the comparison
+      // is with the whole word). The dispatcher, whose fetch_add then returns the bit, never
+      // touches it again, so success publishes nothing (acquire only because g++ 12 rejects a
+      // failure order stronger than the success order). acquire on failure: as above.
+      if (claims_.compare_exchange_weak(c, c | claim_taken(j), sync::acquire, sync::acquire)) {
         n->batch_tag = 0;  // a second unregister() or dispose() finds it in no batch (S8)
         return slot_state::taken_back;
       }
     }
-    return running_slot(c) == k ? slot_state::running : slot_state::ran;
-  }
-
-  static unsigned running_slot(std::uint64_t c) noexcept {
-    return static_cast<unsigned>((c & CLAIM_RUNNING) >> CLAIM_RUNNING_SHIFT);
   }
 
   // ---- list helpers (under the lock [I3] [I4]) -----------------------------------------------
@@ -743,7 +783,8 @@ class CANCELKIT_STATE_ALIGNMENT state final {
 
   // After slot `n` (tag `tag`) ran: what the flags of `c` ask for [I18] — store the tag and wake
   // a waiting disposer, free a block disposed from inside its own callback. Without the lock.
-  void end_of_callback(callback_node* n, std::uint64_t c, std::size_t tag) noexcept;
+  void end_of_callback(callback_node* n, std::uint64_t c, unsigned slot,
+                       std::size_t tag) noexcept;
 
   // S19/S20: under this state's lock, claims every live child not yet cancelled and pushes it on
   // `work`, with DISPATCHING set in its word instead of a reference [I17].

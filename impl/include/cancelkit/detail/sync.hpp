@@ -154,7 +154,7 @@ using thread_id = unsigned;
 inline thread_id current_thread() noexcept { return rl::thread_index(); }
 
 // Callbacks per dispatch batch after the first (detail/state.hpp [I6]): 2 here, so that the
-// model's tests of two or three callbacks cross batch ends and fill a batch; 32 in the library.
+// model's tests of two or three callbacks cross batch ends and fill a batch; 16 in the library.
 inline constexpr unsigned dispatch_batch = 2;
 
 // Polls before a disposer sleeps on its callback's completion (state::wait_for_completion): none
@@ -268,8 +268,8 @@ inline thread_local const char thread_marker = 0;
 inline thread_id current_thread() noexcept { return &thread_marker; }
 
 // Callbacks per dispatch batch after the first (detail/state.hpp [I6]): one lock round trip per
-// 32 callbacks.
-inline constexpr unsigned dispatch_batch = 32;
+// 16 callbacks (the most that the claims word holds).
+inline constexpr unsigned dispatch_batch = 16;
 
 // Polls before a disposer sleeps on its callback's completion (state::wait_for_completion): a
 // short callback ends within them, without a futex call on either side.

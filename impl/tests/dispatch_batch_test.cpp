@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <thread>
@@ -41,6 +42,29 @@ struct numbered {
   cancellation_registration& reg(int id) { return *regs[static_cast<std::size_t>(id)]; }
   int ran_at(int p) const { return order[static_cast<std::size_t>(p)]; }
 };
+
+// Registrations 0..n-1 on `s`, in that order; registration `id` runs make(id).
+template <class Make>
+std::vector<cancellation_registration> register_numbered(cancellation_source& s, int n,
+                                                         Make make) {
+  std::vector<cancellation_registration> regs;
+  for (int id = 0; id < n; ++id) regs.push_back(s.token().register_callback(make(id)));
+  return regs;
+}
+
+// cancel() on one thread; once `started`, dispose() of `r` on another, then `after_dispose` there.
+template <class After>
+void dispose_while_running(cancellation_source& s, const std::atomic<bool>& started,
+                           cancellation_registration& r, int position, After after_dispose) {
+  bounded_thread canceller([&] { s.cancel(); });
+  ASSERT_TRUE(eventually([&] { return started.load(); })) << "position " << position;
+  bounded_thread disposer([&] {
+    r.dispose();
+    after_dispose();
+  });
+  disposer.join();
+  canceller.join();
+}
 
 }  // namespace
 
@@ -176,27 +200,18 @@ TEST(DispatchBatches, DisposeOnAnotherThread_WaitsForTheRunningCallbackInAnySlot
     cancellation_source s;
     std::atomic<bool> started{false};
     std::atomic<bool> finished{false};
-    std::vector<cancellation_registration> regs;
     const int target = n - 1 - position;
-    for (int id = 0; id < n; ++id) {
-      if (id == target) {
-        regs.push_back(s.token().register_callback([&] {
-          started = true;
-          std::this_thread::sleep_for(10ms);
-          finished = true;
-        }));
-      } else {
-        regs.push_back(s.token().register_callback([] {}));
-      }
-    }
-    bounded_thread canceller([&] { s.cancel(); });
-    ASSERT_TRUE(eventually([&] { return started.load(); })) << "position " << position;
-    bounded_thread disposer([&] {
-      regs[static_cast<std::size_t>(target)].dispose();
-      EXPECT_TRUE(finished.load()) << "position " << position;
-    });
-    disposer.join();
-    canceller.join();
+    std::vector<cancellation_registration> regs =
+        register_numbered(s, n, [&](int id) -> std::function<void()> {
+          if (id != target) return [] {};
+          return [&] {
+            started = true;
+            std::this_thread::sleep_for(10ms);
+            finished = true;
+          };
+        });
+    dispose_while_running(s, started, regs[static_cast<std::size_t>(target)], position,
+                          [&] { EXPECT_TRUE(finished.load()) << "position " << position; });
   }
 }
 
@@ -210,29 +225,21 @@ TEST(DispatchBatches, DisposeOnAnotherThread_ReturnsBeforeTheNextCallbackOfTheBa
     std::atomic<bool> started{false};
     std::atomic<bool> disposed{false};
     std::atomic<bool> next_saw_dispose{false};
-    std::vector<cancellation_registration> regs;
     const int target = n - 1 - position;
-    for (int id = 0; id < n; ++id) {
-      if (id == target) {
-        regs.push_back(s.token().register_callback([&] {
-          started = true;
-          std::this_thread::sleep_for(10ms);  // long enough for the disposer to start waiting
-        }));
-      } else if (id == target - 1) {  // runs right after the target, in the same batch
-        regs.push_back(s.token().register_callback(
-            [&] { next_saw_dispose = eventually([&] { return disposed.load(); }); }));
-      } else {
-        regs.push_back(s.token().register_callback([] {}));
-      }
-    }
-    bounded_thread canceller([&] { s.cancel(); });
-    ASSERT_TRUE(eventually([&] { return started.load(); })) << "position " << position;
-    bounded_thread disposer([&] {
-      regs[static_cast<std::size_t>(target)].dispose();
-      disposed = true;
-    });
-    disposer.join();
-    canceller.join();
+    std::vector<cancellation_registration> regs =
+        register_numbered(s, n, [&](int id) -> std::function<void()> {
+          if (id == target) {
+            return [&] {
+              started = true;
+              std::this_thread::sleep_for(10ms);  // long enough for the disposer to start waiting
+            };
+          }
+          if (id == target - 1)  // runs right after the target, in the same batch
+            return [&] { next_saw_dispose = eventually([&] { return disposed.load(); }); };
+          return [] {};
+        });
+    dispose_while_running(s, started, regs[static_cast<std::size_t>(target)], position,
+                          [&] { disposed = true; });
     EXPECT_TRUE(next_saw_dispose.load()) << "position " << position;
   }
 }

@@ -21,10 +21,7 @@ namespace {
 [[noreturn, gnu::noinline, gnu::cold]] void rethrow_callback_errors(detail::dispatch_outcome& out,
                                                                    bool throw_on_first) {
   if (throw_on_first) std::rethrow_exception(out.first_error);
-  std::vector<std::exception_ptr> errors;
-  if (out.errors != nullptr) errors = std::move(*out.errors);
-  if (errors.empty()) errors.push_back(out.first_error);  // collection ran out of memory
-  throw aggregate_exception(std::move(errors));
+  throw aggregate_exception(out.take_errors());
 }
 
 // Runs `request` (which returns a dispatch_outcome) and surfaces the callbacks' exceptions.

@@ -315,11 +315,8 @@ void timer_access::report(timer_service& service, dispatch_outcome&& outcome) no
     handler = service.impl_->error_handler.get();
   }
   if (!handler) std::terminate();  // S15: no handler installed
-  std::vector<std::exception_ptr> errors;
-  if (outcome.errors != nullptr) errors = std::move(*outcome.errors);
-  if (errors.empty()) errors.push_back(outcome.first_error);  // collection ran out of memory
   // A handler that throws, or no memory for the aggregate, ends here: we are noexcept.
-  handler(std::make_exception_ptr(aggregate_exception(std::move(errors))));
+  handler(std::make_exception_ptr(aggregate_exception(outcome.take_errors())));
 }
 
 }  // namespace detail

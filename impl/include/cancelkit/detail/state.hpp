@@ -239,6 +239,15 @@ struct dispatch_outcome {
         errors(std::exchange(other.errors, nullptr)),
         first_error(std::move(other.first_error)) {}
   dispatch_outcome& operator=(dispatch_outcome&&) = delete;
+  // The exceptions to report, in run order: all that were collected, or first_error alone when
+  // collecting ran out of memory before it stored one. Leaves `errors` empty. Throws
+  // std::bad_alloc only if that one-element list cannot be allocated.
+  std::vector<std::exception_ptr> take_errors() {
+    std::vector<std::exception_ptr> taken;
+    if (errors != nullptr) taken = std::move(*errors);
+    if (taken.empty()) taken.push_back(first_error);
+    return taken;
+  }
   // Tests first_error, not `errors`: the caller has just tested it, so with no exception the
   // compiler folds the destruction away.
   ~dispatch_outcome() {

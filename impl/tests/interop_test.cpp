@@ -40,6 +40,18 @@ TEST(ToStopToken, RequestedWhenTheTokenIsCancelled) {  // S22
   EXPECT_TRUE(st.stop_requested());
 }
 
+// The std bridge hears of the request through the state's extension, also when one callback is
+// all the source has besides it (that request has a short path of its own, issue 20).
+TEST(ToStopToken, RequestedWhenATokenWithOneCallbackIsCancelled) {  // S22
+  cancellation_source s;
+  const auto st = s.token().to_stop_token();
+  int runs = 0;
+  cancellation_callback cb(s.token(), [&] { ++runs; });
+  s.cancel();
+  EXPECT_EQ(runs, 1);
+  EXPECT_TRUE(st.stop_requested());
+}
+
 TEST(ToStopToken, OfACancelledToken_IsAlreadyRequested) {  // S22
   cancellation_source s;
   s.cancel();

@@ -140,6 +140,26 @@ TEST(Wait, ManyWaiters_AllWokenByOneCancel) {  // API, S3
   EXPECT_EQ(woken.load(), 8);
 }
 
+// A request with exactly one callback and nothing else takes a short path of its own (issue
+// 20); a waiter is "something else", and must be woken by it like by any other request.
+TEST(Wait, ReturnsOnceACancelWithOneCallbackRan) {  // API, S3
+  cancellation_source s;
+  const auto t = s.token();
+  std::atomic<bool> ran{false};
+  cancellation_callback cb(t, [&] { ran = true; });
+  std::atomic<bool> returned{false};
+  bounded_thread waiter([&] {
+    t.wait();
+    returned = true;
+  });
+  std::this_thread::sleep_for(20ms);  // the waiter is asleep (or about to be) when we cancel
+  EXPECT_FALSE(returned.load());
+  EXPECT_TRUE(s.cancel());
+  waiter.join(5s);
+  EXPECT_TRUE(returned.load());
+  EXPECT_TRUE(ran.load());
+}
+
 TEST(Wait, RacingWithCancel_AlwaysReturns) {  // API, S3
   for (int i = 0; i < 300; ++i) {
     cancellation_source s;

@@ -95,6 +95,21 @@ inline dispatch_outcome state::request_locked(state* root, std::uint32_t w,
     if (w & WAITERS) sync::wake_all(root->events_);
     return out;
   }
+  // The request with exactly one callback and nothing else: no waiter, child or extension. It
+  // is the first batch [I6] with no later one, run here without the work list, the children
+  // pass and the announcement, which cannot apply: a waiter, a child or an extension that
+  // arrives later takes the lock after REQUESTED is published and sees it ([I4] [I11] [I14]).
+  // The checks are the general path's own, in the order that costs a cancel() with several
+  // callbacks the least (the first node's `next` settles it). relaxed: ext_ is written only
+  // under this lock [I14].
+  if (callback_node* n = root->head_; n != nullptr && n->next == nullptr && !(w & WAITERS) &&
+      root->children_ == nullptr && root->ext_.load(sync::relaxed) == nullptr) {
+    root->head_ = nullptr;
+    // [I17]: DISPATCHING keeps the memory through the callback (S10), as below.
+    w = root->run_first_batch(w | REQUESTED | DISPATCHING, n, out);
+    root->end_dispatch(w);
+    return out;
+  }
   // [I17]: DISPATCHING, published with REQUESTED by dispatch()'s first unlock, keeps the root's
   // memory alive through its callbacks (S10: one may drop the caller's last handle). The root
   // and then every child claimed on the way (S20: a work list, no recursion) go through the one
@@ -193,6 +208,10 @@ inline void state::dispatch(std::uint32_t w, state*& work, dispatch_outcome& out
     word_.store(w | LOCKED, sync::release);
     claim_children(work);
   }
+  end_dispatch(w);
+}
+
+inline void state::end_dispatch(std::uint32_t w) noexcept {
   // [I17]: done with this state. relaxed: `refs` reaches 0 only under this lock [I8], so the
   // thread that took it there unlocked afterwards, and our lock() acquired that unlock: every
   // owner's last use (each release decrement continues into its acq_rel one) happens-before the
@@ -219,13 +238,23 @@ inline std::uint32_t state::run_callbacks(std::uint32_t w, dispatch_outcome& out
   if (n == nullptr) return w;  // work, but no callback: children or an extension only
   head_ = n->next;
   if (head_ != nullptr) head_->prev_next = &head_;
+  w = run_first_batch(w, n, out);
+  // S13: the rest never run. first_error is this callback's: with throw_on_first, dispatch()
+  // runs no callback once an earlier one threw.
+  const bool stop = out.first_error && throw_on_first;
+  if (stop || head_ == nullptr) return w;  // S13: nothing of this batch is left to relink
+  return run_later_batches(w, out, throw_on_first);
+}
+
+inline std::uint32_t state::run_first_batch(std::uint32_t w, callback_node* n,
+                                            dispatch_outcome& out) noexcept {
   n->prev_next = nullptr;  // not linked [I4]: `next` becomes the tag
   n->batch_tag = 1;        // slot 0 of the first batch: batch_base_ is still 1 [I6]
   // Slot 0 starts now, claimed under the lock (running slot 0, nothing pending): `claims` is
   // still the 0 it was born with (nothing writes it before a batch exists [I6]), no store.
   unlock(w);  // the first time round, this publishes REQUESTED
   sync::perturb(sync::site::before_invoke);
-  const bool stop = invoke(n, out) && throw_on_first;  // S13: the rest never run
+  invoke(n, out);
   sync::perturb(sync::site::after_invoke);
   // Under the lock: the batch ends [I6].
   w = lock();
@@ -238,8 +267,7 @@ inline std::uint32_t state::run_callbacks(std::uint32_t w, dispatch_outcome& out
     end_of_callback(n, c, 0, 1);
     w = lock();
   }
-  if (stop || head_ == nullptr) return w;  // S13: nothing of this batch is left to relink
-  return run_later_batches(w, out, throw_on_first);
+  return w;
 }
 
 inline bool state::invoke(callback_node* n, dispatch_outcome& out) noexcept {

@@ -30,6 +30,8 @@
 //       request), and `dispatcher` is only read while a callback runs, which cannot happen to a
 //       state that had no callback when it was requested (none can be linked afterwards [I4]).
 // [I6]  Dispatch runs the list in batches: the first node alone, then up to BATCH nodes each.
+//       (A request whose only work is one callback runs that first batch and nothing else:
+//       request_locked's short path, the same protocol without the work list.)
 //       Under the lock, the dispatcher pops the next batch off the front, gives the k-th of its
 //       nodes (k = 0, 1, ..., latest first) the tag `batch_base + k` and keeps the pointers in
 //       its own frame; `claims` starts the batch at 0: slot 0 runs (the running slot r, bits
@@ -784,6 +786,18 @@ class CANCELKIT_STATE_ALIGNMENT state final {
                                                      bool throw_on_first) noexcept;
   std::uint32_t run_later_batches(std::uint32_t w, dispatch_outcome& out,
                                   bool throw_on_first) noexcept;  // impl/src/state.cpp
+
+  // The first batch [I6]: runs `n`, just taken off the list (`head` already moved past it),
+  // alone in slot 0, and ends the batch: signals a waiting disposer, frees a block disposed
+  // from inside its callback [I18]. Entered and left under the lock (`w`: the holder's copy,
+  // with REQUESTED and DISPATCHING set; the unlock here may be what publishes them).
+  [[gnu::always_inline]] std::uint32_t run_first_batch(std::uint32_t w, callback_node* n,
+                                                       dispatch_outcome& out) noexcept;
+
+  // [I17]: the dispatcher is done with this state. Under the lock (`w`: the holder's copy);
+  // clears DISPATCHING and frees the state if its last reference went meanwhile. Returns with
+  // the lock released; the state may be gone.
+  [[gnu::always_inline]] void end_dispatch(std::uint32_t w) noexcept;
 
   static void record_error(dispatch_outcome& out, std::exception_ptr e) noexcept;
 

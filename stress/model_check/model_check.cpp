@@ -177,6 +177,36 @@ struct publication : rl::test_suite<publication, 3> {
 };
 
 // =============================================================================================
+// 2b. publication through the first callback (S3, [I1] [I5]): as 2, with one callback
+//     registered, so that the request takes the one-callback path (issue 20) and REQUESTED is
+//     published by the unlock that starts the callback. The callback and a thread that sees the
+//     request both see what the canceller wrote before cancel().
+// =============================================================================================
+struct publication_with_a_callback : rl::test_suite<publication_with_a_callback, 2> {
+  state* s = nullptr;
+  node<publication_with_a_callback> a;
+  rl::var<int> payload;
+
+  void before() {
+    s = make_state(1, 1);  // thread 1 holds a token
+    payload($) = 0;
+    a = node<publication_with_a_callback>(this, 0);
+    RL_ASSERT(s->link(&a, false) == link_result::linked);
+  }
+  void on_callback(node<publication_with_a_callback>*) { RL_ASSERT(payload($) == 42); }
+  void thread(unsigned i) {
+    if (i == 0) {
+      payload($) = 42;
+      RL_ASSERT(cancel(s).requested);
+      drop_source(s);
+    } else {
+      if (s->is_requested()) RL_ASSERT(payload($) == 42);
+      drop_ref(s);
+    }
+  }
+};
+
+// =============================================================================================
 // 3. register vs cancel (S6): a registration racing with cancel() is run either by the
 //    cancelling thread or inline by the registering thread: never both, never neither. A
 //    cancellation_callback (raii) registered alongside, disposed afterwards, runs at most once.
@@ -964,6 +994,7 @@ std::vector<test_entry> all_tests() {
   std::vector<test_entry> tests = {
     {"concurrent_cancel", &run_test<concurrent_cancel>},
     {"publication", &run_test<publication>},
+    {"publication_with_a_callback", &run_test<publication_with_a_callback>},
     {"register_vs_cancel", &run_test<register_vs_cancel>},
     {"unregister_vs_cancel", &run_test<unregister_vs_cancel>},
     {"dispose_waits", &run_test<dispose_waits>},

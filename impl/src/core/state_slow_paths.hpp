@@ -88,26 +88,26 @@ inline dispatch_outcome state::request_locked(state* root, std::uint32_t w,
   dispatch_outcome out;
   out.requested = true;
   root->record_request(w, reason);
-  if (!root->has_work()) {
-    // No callback, child or extension, and none can be added from now on ([I4], [I11] via
-    // attach_to_parents, [I14]): no user code to run, nothing to propagate. Wake any waiter.
-    root->unlock(w | REQUESTED);
-    if (w & WAITERS) sync::wake_all(root->events_);
-    return out;
-  }
   // The request with exactly one callback and nothing else: no waiter, child or extension. It
   // is the first batch [I6] with no later one, run here without the work list, the children
   // pass and the announcement, which cannot apply: a waiter, a child or an extension that
   // arrives later takes the lock after REQUESTED is published and sees it ([I4] [I11] [I14]).
-  // The checks are the general path's own, in the order that costs a cancel() with several
-  // callbacks the least (the first node's `next` settles it). relaxed: ext_ is written only
-  // under this lock [I14].
+  // Tested before has_work(), whose three tests it repeats: a request with work is the common
+  // one. The order costs a cancel() with several callbacks the least (the first node's `next`
+  // settles it). relaxed: ext_ is written only under this lock [I14].
   if (callback_node* n = root->head_; n != nullptr && n->next == nullptr && !(w & WAITERS) &&
       root->children_ == nullptr && root->ext_.load(sync::relaxed) == nullptr) {
     root->head_ = nullptr;
     // [I17]: DISPATCHING keeps the memory through the callback (S10), as below.
     w = root->run_first_batch(w | REQUESTED | DISPATCHING, n, out);
     root->end_dispatch(w);
+    return out;
+  }
+  if (!root->has_work()) {
+    // No callback, child or extension, and none can be added from now on ([I4], [I11] via
+    // attach_to_parents, [I14]): no user code to run, nothing to propagate. Wake any waiter.
+    root->unlock(w | REQUESTED);
+    if (w & WAITERS) sync::wake_all(root->events_);
     return out;
   }
   // [I17]: DISPATCHING, published with REQUESTED by dispatch()'s first unlock, keeps the root's
@@ -241,7 +241,7 @@ inline std::uint32_t state::run_callbacks(std::uint32_t w, dispatch_outcome& out
   w = run_first_batch(w, n, out);
   // S13: the rest never run. first_error is this callback's: with throw_on_first, dispatch()
   // runs no callback once an earlier one threw.
-  const bool stop = out.first_error && throw_on_first;
+  const bool stop = throw_on_first && out.first_error;
   if (stop || head_ == nullptr) return w;  // S13: nothing of this batch is left to relink
   return run_later_batches(w, out, throw_on_first);
 }

@@ -21,6 +21,9 @@
 //   raw_detach bench::raw_detach_list (cancel/ only): the list detached under one lock round
 //              trip, then each node run and its completion signalled with one release store —
 //              the per-callback floor of a design without a lock per callback (issue 20)
+//   raw_claim  bench::raw_claim_list (cancel/ only): raw_detach plus what taking a popped node
+//              back needs (S8): a slot per node and one fetch_add per callback on a list-owned
+//              word — the per-callback floor of a dispatch that keeps S8
 #include "common.hpp"
 
 #include <cancelkit/cancelkit.hpp>
@@ -146,6 +149,31 @@ struct raw_detach_impl {
   void clear(std::size_t, std::size_t) {}
 };
 
+struct raw_claim_impl {
+  struct node : bench::raw_claim_node {
+    tick fn;
+  };
+  std::unique_ptr<bench::raw_claim_list[]> lists;
+  std::unique_ptr<node[]> nodes;
+
+  void build(std::size_t b, std::size_t n, clock_type::time_point* stamps) {
+    if (!nodes) nodes = std::make_unique<node[]>(b * n);
+    lists = std::make_unique<bench::raw_claim_list[]>(b);
+    for (std::size_t i = 0; i < b; ++i) {
+      for (std::size_t k = 0; k < n; ++k) {
+        node& nd = nodes[i * n + k];
+        nd.fn = tick{&ticks, (stamps && k + 1 == n) ? &stamps[i] : nullptr};
+        nd.bench::raw_claim_node::fn = [](bench::raw_claim_node* r) {
+          static_cast<node*>(r)->fn();
+        };
+        lists[i].add(&nd);
+      }
+    }
+  }
+  void cancel(std::size_t i) { lists[i].request(); }
+  void clear(std::size_t, std::size_t) {}
+};
+
 template <class Impl>
 void cancel_batch(benchmark::State& state) {
   const auto n = static_cast<std::size_t>(state.range(0));
@@ -204,7 +232,8 @@ const bool registered = [] {
   for (auto* bm : {bench::add("dispatch", "cancel", "cancelkit", cancel_batch<ck_impl>),
                    bench::add("dispatch", "cancel", "std", cancel_batch<std_impl>),
                    bench::add("dispatch", "cancel", "raw", cancel_batch<raw_impl>),
-                   bench::add("dispatch", "cancel", "raw_detach", cancel_batch<raw_detach_impl>)}) {
+                   bench::add("dispatch", "cancel", "raw_detach", cancel_batch<raw_detach_impl>),
+                   bench::add("dispatch", "cancel", "raw_claim", cancel_batch<raw_claim_impl>)}) {
     bm->Arg(0)->Arg(1)->Arg(8)->Arg(64)->Arg(1024)->UseManualTime();
   }
   for (auto* bm : {bench::add("dispatch", "first_callback", "cancelkit", first_callback<ck_impl>),

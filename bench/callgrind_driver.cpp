@@ -64,6 +64,8 @@ struct context {
   std::unique_ptr<std::optional<bench::raw_callback<small_fn>>[]> raw_cbs;
   std::unique_ptr<bench::raw_detach_list[]> detach_lists;
   std::unique_ptr<std::optional<bench::raw_detach_callback<small_fn>>[]> detach_cbs;
+  std::unique_ptr<bench::raw_claim_list[]> claim_lists;
+  std::unique_ptr<std::optional<bench::raw_claim_callback<small_fn>>[]> claim_cbs;
   bench::raw_list raw_list;
 
   void prepare_cancel(std::size_t per_source) {
@@ -76,6 +78,9 @@ struct context {
     detach_lists = std::make_unique<bench::raw_detach_list[]>(n);
     detach_cbs =
         std::make_unique<std::optional<bench::raw_detach_callback<small_fn>>[]>(n * per_source);
+    claim_lists = std::make_unique<bench::raw_claim_list[]>(n);
+    claim_cbs =
+        std::make_unique<std::optional<bench::raw_claim_callback<small_fn>>[]>(n * per_source);
     for (std::size_t i = 0; i < n; ++i) {
       const cancelkit::cancellation_token ct = ck_sources[i].token();
       const std::stop_token stt = st_sources[i].get_token();
@@ -84,6 +89,7 @@ struct context {
         st_cbs[i * per_source + k].emplace(stt, small_fn{&sink});
         raw_cbs[i * per_source + k].emplace(raw_lists[i], small_fn{&sink});
         detach_cbs[i * per_source + k].emplace(detach_lists[i], small_fn{&sink});
+        claim_cbs[i * per_source + k].emplace(claim_lists[i], small_fn{&sink});
       }
     }
   }
@@ -178,6 +184,10 @@ void op_cancel_raw_detach(context& c) {
   for (std::size_t i = 0; i < c.n; ++i) c.detach_lists[i].request();
 }
 
+void op_cancel_raw_claim(context& c) {
+  for (std::size_t i = 0; i < c.n; ++i) c.claim_lists[i].request();
+}
+
 void op_create_cancelkit(context& c) {
   for (std::size_t i = 0; i < c.n; ++i) {
     cancelkit::cancellation_source s;
@@ -238,11 +248,15 @@ const operation operations[] = {
     {"cancel8/raw", "CAS-lock list floor: request with 8 callbacks", 8, true, op_cancel_raw},
     {"cancel8/raw_detach", "pop-once floor: request with 8 callbacks", 8, true,
      op_cancel_raw_detach},
+    {"cancel8/raw_claim", "claim-per-callback floor: request with 8 callbacks", 8, true,
+     op_cancel_raw_claim},
     {"cancel1/cancelkit", "cancel() with 1 cancellation_callback", 1, true, op_cancel_cancelkit},
     {"cancel1/std", "request_stop() with 1 stop_callback", 1, true, op_cancel_std},
     {"cancel1/raw", "CAS-lock list floor: request with 1 callback", 1, true, op_cancel_raw},
     {"cancel1/raw_detach", "pop-once floor: request with 1 callback", 1, true,
      op_cancel_raw_detach},
+    {"cancel1/raw_claim", "claim-per-callback floor: request with 1 callback", 1, true,
+     op_cancel_raw_claim},
     {"create_destroy/cancelkit", "construct + destroy a source", 0, false, op_create_cancelkit},
     {"create_destroy/std", "construct + destroy a stop_source", 0, false, op_create_std},
     {"create_token_destroy/cancelkit", "construct a source, copy out a token, destroy both", 0,

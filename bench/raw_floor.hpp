@@ -247,6 +247,204 @@ class raw_detach_callback : raw_detach_node {
   F f_;
 };
 
+// ---- pop-once dispatch with one claim per callback (the least that keeps S8) ---------------
+//
+// raw_detach cannot take a detached node back before it runs; S8 asks for exactly that (and S10
+// for a callback that disposes another one still pending). This floor adds what buys it, and
+// nothing else: each popped node gets a slot, and the dispatcher moves from slot k to slot k + 1
+// with ONE fetch_add on a word that the list owns, so a node taken back may be freed at once
+// (the dispatcher never touches it again). The word holds the running slot r (bits 0..7) and,
+// for slot j, TAKEN(j) (bit 8 + j) and WAITER(j) (bit 32 + j). Slot 0 starts under the lock
+// that pops the batch (the word is 0). remove() of a popped node: j > r, pending, it sets
+// TAKEN(j) with a compare-exchange, which fails once r has moved; j == r, running, it sets
+// WAITER(j) the same way and waits for the dispatcher's release store of the node's tag; j < r,
+// it ran. The fetch_add that ends slot k returns the bits: WAITER(k) asks for that store,
+// TAKEN(k + 1) says skip. A batch is at most 24 nodes, popped and tagged under the lock; the
+// last slot ends under the next lock hold. Per callback: one pointer copy and one tag store (the
+// pop), one fetch_add and one mask test (the claim), one call; no store per callback.
+//
+// What it does NOT do: no dispatcher-thread check (a remove() from inside the node's own
+// callback spins forever), no futex (a remover spins), no reference counting, reasons,
+// exception aggregation, children or reentrancy rules. Its per-callback work is the least a
+// dispatch can do that lets remove() take back a node of a popped batch: ns/callback at or
+// below it means "as fast as a dispatch that keeps S8 can be" on the machine at hand. Where one
+// read-modify-write costs about what a lock round trip does, it is close to raw_list's.
+struct raw_claim_node {
+  raw_claim_node* next = nullptr;
+  raw_claim_node** prev_next = nullptr;  // null: not in the list (never added, or popped)
+  void (*fn)(raw_claim_node*) = nullptr;
+  std::uint64_t tag = 0;  // while popped: `base + slot` of its batch; 0: never popped
+};
+
+// raw_list's lock protocol, written again (see raw_detach_list).
+class raw_claim_list {
+ public:
+  static constexpr std::uint32_t locked = 1;
+  static constexpr std::uint32_t requested = 2;
+  static constexpr unsigned batch = 24;  // TAKEN bits 8..31, WAITER bits 32..55
+  static constexpr std::uint64_t running_mask = 0xff;
+  static constexpr std::uint64_t taken(unsigned j) noexcept { return std::uint64_t{1} << (8 + j); }
+  static constexpr std::uint64_t waiter(unsigned j) noexcept {
+    return std::uint64_t{1} << (32 + j);
+  }
+
+  // Links `n` (latest first). False when the request came first: the caller runs it inline.
+  bool add(raw_claim_node* n) noexcept {
+    std::uint32_t w = lock();
+    if (w & requested) {
+      unlock(w);
+      return false;
+    }
+    n->tag = 0;
+    n->next = head_;
+    n->prev_next = &head_;
+    if (head_) head_->prev_next = &n->next;
+    head_ = n;
+    unlock(w);
+    return true;
+  }
+
+  // True iff this call removed the node before its callback started (S8); false after waiting
+  // for a callback that was running (S9, another thread only), or for one that ran.
+  bool remove(raw_claim_node* n) noexcept {
+    std::uint32_t w = lock();
+    if (n->prev_next) {  // still in the list
+      *n->prev_next = n->next;
+      if (n->next) n->next->prev_next = n->prev_next;
+      n->prev_next = nullptr;
+      unlock(w);
+      return true;
+    }
+    const std::uint64_t k = n->tag - base_;  // wraps to a huge value for a stale tag
+    if (k >= batch) {  // never popped, or its batch has ended: it ran, or was taken back
+      unlock(w);
+      return false;
+    }
+    const auto j = static_cast<unsigned>(k);
+    // acquire: once r has passed j, the dispatcher's release fetch_add that moved it carries
+    // the callback's effects.
+    std::uint64_t c = claims_.load(std::memory_order_acquire);
+    for (;;) {
+      const std::uint64_t r = c & running_mask;
+      if (j < r) break;  // ran
+      // Pending: take it back; running: ask for the completion store. The comparison with the
+      // whole word fails if r moved meanwhile. Success publishes nothing the dispatcher needs
+      // (acquire only because g++ 12 rejects a failure order stronger than the success order);
+      // acquire on failure, as the load above.
+      const std::uint64_t bit = j > r ? taken(j) : waiter(j);
+      if (claims_.compare_exchange_weak(c, c | bit, std::memory_order_acquire,
+                                        std::memory_order_acquire)) {
+        const std::uint64_t tag = n->tag;
+        n->tag = 0;
+        unlock(w);
+        if (j > r) return true;
+        // acquire: pairs with the dispatcher's release store after the callback returned.
+        while (done_.load(std::memory_order_acquire) < tag) spin_pause();
+        return false;
+      }
+    }
+    unlock(w);
+    return false;
+  }
+
+  // Sets the flag, then runs every node, latest first, a batch at a time: pop and tag under
+  // the lock (slot 0 starts there), then one fetch_add per later slot.
+  void request() noexcept {
+    std::uint32_t w = lock() | requested;
+    raw_claim_node* slots[batch];
+    while (raw_claim_node* n = head_) {
+      const std::uint64_t base = base_;
+      unsigned count = 0;
+      do {
+        raw_claim_node* after = n->next;
+        n->prev_next = nullptr;
+        n->tag = base + count;
+        slots[count] = n;
+        n = after;
+      } while (++count < batch && n != nullptr);
+      head_ = n;
+      if (n) n->prev_next = &head_;
+      // relaxed: removers read it under this lock; this thread's fetch_adds follow it.
+      claims_.store(0, std::memory_order_relaxed);
+      unlock(w);
+      raw_claim_node** slot = slots;  // the running slot, r
+      raw_claim_node** const last = slots + (count - 1);
+      std::uint64_t attention = waiter(0) | taken(1);  // for the fetch_add that ends slot r
+      for (bool run = true; run;) {
+        (*slot)->fn(*slot);
+        run = false;
+        while (slot != last) {  // the last slot ends under the lock below
+          // release: the callback's effects happen-before a remover's acquire load that finds
+          // r past its slot. The returned word: WAITER(r) asks for the completion store,
+          // TAKEN(r + 1) says skip.
+          const std::uint64_t c = claims_.fetch_add(1, std::memory_order_release) & attention;
+          attention <<= 1;
+          ++slot;
+          if (c == 0) [[likely]] {
+            run = true;
+            break;
+          }
+          const auto j = static_cast<unsigned>(slot - slots);
+          // release: as above, for a remover that waits on done_.
+          if (c & waiter(j - 1)) done_.store(base + j - 1, std::memory_order_release);
+          if (!(c & taken(j))) {
+            run = true;
+            break;
+          }
+        }
+      }
+      const auto k = static_cast<unsigned>(slot - slots);
+      w = lock();
+      // relaxed: removers set their bits under this lock.
+      if (claims_.load(std::memory_order_relaxed) & waiter(k))
+        done_.store(base + k, std::memory_order_release);  // release: as above
+      base_ = base + batch;  // every tag of this batch is stale from now on
+    }
+    unlock(w);
+  }
+
+ private:
+  std::uint32_t lock() noexcept {
+    std::uint32_t w = word_.load(std::memory_order_relaxed);
+    for (;;) {
+      // acquire on success: the critical section sees the previous holder's list writes.
+      if (!(w & locked) &&
+          word_.compare_exchange_weak(w, w | locked, std::memory_order_acquire,
+                                      std::memory_order_relaxed))
+        return w | locked;
+      spin_pause();
+      w = word_.load(std::memory_order_relaxed);
+    }
+  }
+  // release: publishes the critical section's writes (and the flag) to the next holder.
+  void unlock(std::uint32_t w) noexcept { word_.store(w & ~locked, std::memory_order_release); }
+
+  std::atomic<std::uint32_t> word_{0};
+  raw_claim_node* head_ = nullptr;
+  std::uint64_t base_ = 1;  // guarded: the current batch's first tag
+  std::atomic<std::uint64_t> claims_{0};
+  std::atomic<std::uint64_t> done_{0};  // the tag of the last callback a remover waited for
+};
+
+// RAII registration on a raw_claim_list (the counterpart of raw_callback).
+template <class F>
+class raw_claim_callback : raw_claim_node {
+ public:
+  raw_claim_callback(raw_claim_list& l, F f) : list_(&l), f_(f) {
+    this->raw_claim_node::fn = [](raw_claim_node* n) {
+      static_cast<raw_claim_callback*>(n)->f_();
+    };
+    if (!l.add(this)) f_();
+  }
+  ~raw_claim_callback() { static_cast<void>(list_->remove(this)); }
+  raw_claim_callback(const raw_claim_callback&) = delete;
+  raw_claim_callback& operator=(const raw_claim_callback&) = delete;
+
+ private:
+  raw_claim_list* list_;
+  F f_;
+};
+
 // ---- fresh state with non-atomic initialisation (the heap floor) ----------------------------
 //
 // The floor of "create a source + take a token + destroy both" (issue 20): one heap allocation

@@ -85,7 +85,7 @@ foreach(family check register dispatch crossthread contended source)
   endif()
 endforeach()
 # The named floors that bench/tools/targets.py's issue 20 targets compare against.
-foreach(floor "dispatch:raw_detach" "source:raw_heap" "register:raw" "dispatch:raw"
+foreach(floor "dispatch:raw_detach" "dispatch:raw_claim" "source:raw_heap" "register:raw" "dispatch:raw"
               "crossthread:raw" "contended:raw")
   if(NOT floor IN_LIST seen_impls)
     message(FATAL_ERROR "bench smoke: floor ${floor} is missing (bench/tools/targets.py needs it)")

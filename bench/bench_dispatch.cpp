@@ -101,21 +101,24 @@ struct std_impl {
   }
 };
 
-struct raw_impl {
-  struct node : bench::raw_node {
+// A floor of raw_floor.hpp: `List` with nodes derived from `NodeBase` (raw_list / raw_node and
+// the like: add(), request(), a `fn` member to call).
+template <class List, class NodeBase>
+struct floor_impl {
+  struct node : NodeBase {
     tick fn;
   };
-  std::unique_ptr<bench::raw_list[]> lists;
+  std::unique_ptr<List[]> lists;
   std::unique_ptr<node[]> nodes;
 
   void build(std::size_t b, std::size_t n, clock_type::time_point* stamps) {
     if (!nodes) nodes = std::make_unique<node[]>(b * n);
-    lists = std::make_unique<bench::raw_list[]>(b);
+    lists = std::make_unique<List[]>(b);
     for (std::size_t i = 0; i < b; ++i) {
       for (std::size_t k = 0; k < n; ++k) {
         node& nd = nodes[i * n + k];
         nd.fn = tick{&ticks, (stamps && k + 1 == n) ? &stamps[i] : nullptr};
-        nd.bench::raw_node::fn = [](bench::raw_node* r) { static_cast<node*>(r)->fn(); };
+        nd.NodeBase::fn = [](NodeBase* r) { static_cast<node*>(r)->fn(); };
         lists[i].add(&nd);
       }
     }
@@ -124,55 +127,9 @@ struct raw_impl {
   void clear(std::size_t, std::size_t) {}
 };
 
-struct raw_detach_impl {
-  struct node : bench::raw_detach_node {
-    tick fn;
-  };
-  std::unique_ptr<bench::raw_detach_list[]> lists;
-  std::unique_ptr<node[]> nodes;
-
-  void build(std::size_t b, std::size_t n, clock_type::time_point* stamps) {
-    if (!nodes) nodes = std::make_unique<node[]>(b * n);
-    lists = std::make_unique<bench::raw_detach_list[]>(b);
-    for (std::size_t i = 0; i < b; ++i) {
-      for (std::size_t k = 0; k < n; ++k) {
-        node& nd = nodes[i * n + k];
-        nd.fn = tick{&ticks, (stamps && k + 1 == n) ? &stamps[i] : nullptr};
-        nd.bench::raw_detach_node::fn = [](bench::raw_detach_node* r) {
-          static_cast<node*>(r)->fn();
-        };
-        lists[i].add(&nd);
-      }
-    }
-  }
-  void cancel(std::size_t i) { lists[i].request(); }
-  void clear(std::size_t, std::size_t) {}
-};
-
-struct raw_claim_impl {
-  struct node : bench::raw_claim_node {
-    tick fn;
-  };
-  std::unique_ptr<bench::raw_claim_list[]> lists;
-  std::unique_ptr<node[]> nodes;
-
-  void build(std::size_t b, std::size_t n, clock_type::time_point* stamps) {
-    if (!nodes) nodes = std::make_unique<node[]>(b * n);
-    lists = std::make_unique<bench::raw_claim_list[]>(b);
-    for (std::size_t i = 0; i < b; ++i) {
-      for (std::size_t k = 0; k < n; ++k) {
-        node& nd = nodes[i * n + k];
-        nd.fn = tick{&ticks, (stamps && k + 1 == n) ? &stamps[i] : nullptr};
-        nd.bench::raw_claim_node::fn = [](bench::raw_claim_node* r) {
-          static_cast<node*>(r)->fn();
-        };
-        lists[i].add(&nd);
-      }
-    }
-  }
-  void cancel(std::size_t i) { lists[i].request(); }
-  void clear(std::size_t, std::size_t) {}
-};
+using raw_impl = floor_impl<bench::raw_list, bench::raw_node>;
+using raw_detach_impl = floor_impl<bench::raw_detach_list, bench::raw_detach_node>;
+using raw_claim_impl = floor_impl<bench::raw_claim_list, bench::raw_claim_node>;
 
 template <class Impl>
 void cancel_batch(benchmark::State& state) {
